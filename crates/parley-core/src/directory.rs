@@ -1,0 +1,116 @@
+//! The directory of SPEC §2.1: display names of users, teams and channels from the final
+//! state, and each user's team over time.
+
+use std::collections::HashMap;
+
+use crate::event::{Body, Event};
+use crate::time::Instant;
+
+/// Final-state display names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    users: HashMap<String, String>,
+    teams: HashMap<String, String>,
+    channels: HashMap<String, String>,
+    deleted_channels: Vec<String>,
+}
+
+/// A span of time during which a user belonged to a team: [from, to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamSpan {
+    pub user_id: String,
+    pub from: Instant,
+    pub to: Instant,
+    pub team_id: String,
+}
+
+fn sorted(events: &[Event]) -> Vec<&Event> {
+    let mut v: Vec<&Event> = events.iter().filter(|e| e.body.is_directory()).collect();
+    v.sort_by(|a, b| crate::derive::sort_key(a).cmp(&crate::derive::sort_key(b)));
+    v
+}
+
+impl Directory {
+    /// Builds the final state from the workspace's directory events, in any order.
+    pub fn from_events(events: &[Event]) -> Directory {
+        let mut d = Directory::default();
+        let mut deleted_users: HashMap<String, bool> = HashMap::new();
+        let mut channel_deleted: HashMap<String, bool> = HashMap::new();
+        for e in sorted(events) {
+            match &e.body {
+                Body::UserUpserted { user_id, name, .. } => {
+                    d.users.insert(user_id.clone(), name.clone());
+                    deleted_users.insert(user_id.clone(), false);
+                }
+                Body::UserDeleted { user_id } => {
+                    deleted_users.insert(user_id.clone(), true);
+                }
+                Body::TeamUpserted { team_id, name } => {
+                    d.teams.insert(team_id.clone(), name.clone());
+                }
+                Body::ChannelUpserted { channel_id, name, .. } => {
+                    d.channels.insert(channel_id.clone(), name.clone());
+                    channel_deleted.insert(channel_id.clone(), false);
+                }
+                Body::ChannelDeleted { channel_id } => {
+                    channel_deleted.insert(channel_id.clone(), true);
+                }
+                _ => {}
+            }
+        }
+        // A user whose last directory event is a delete is shown by id everywhere.
+        for (id, deleted) in deleted_users {
+            if deleted {
+                d.users.remove(&id);
+            }
+        }
+        d.deleted_channels = channel_deleted.into_iter().filter(|(_, del)| *del).map(|(id, _)| id).collect();
+        d.deleted_channels.sort();
+        d
+    }
+
+    pub fn user(&self, id: &str) -> String {
+        self.users.get(id).cloned().unwrap_or_else(|| id.to_string())
+    }
+
+    pub fn team(&self, id: &str) -> String {
+        self.teams.get(id).cloned().unwrap_or_else(|| id.to_string())
+    }
+
+    pub fn channel(&self, id: &str) -> String {
+        self.channels.get(id).cloned().unwrap_or_else(|| id.to_string())
+    }
+
+    /// Channels offered as filter values: every named channel not deleted.
+    pub fn offered_channels(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self
+            .channels
+            .iter()
+            .filter(|(id, _)| !self.deleted_channels.contains(id))
+            .map(|(id, name)| (id.clone(), name.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Each user's team over time: the `team_id` of its last upsert at or before an instant.
+pub fn team_spans(events: &[Event]) -> Vec<TeamSpan> {
+    let mut per_user: HashMap<&str, Vec<(Instant, Option<&str>)>> = HashMap::new();
+    for e in sorted(events) {
+        if let Body::UserUpserted { user_id, team_id, .. } = &e.body {
+            per_user.entry(user_id).or_default().push((e.at, team_id.as_deref()));
+        }
+    }
+    let mut out = Vec::new();
+    for (user, ups) in per_user {
+        for (i, (from, team)) in ups.iter().enumerate() {
+            let to = ups.get(i + 1).map_or(Instant(i64::MAX), |n| n.0);
+            if let (Some(team), true) = (team, *from < to) {
+                out.push(TeamSpan { user_id: user.to_string(), from: *from, to, team_id: team.to_string() });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.user_id, a.from).cmp(&(&b.user_id, b.from)));
+    out
+}

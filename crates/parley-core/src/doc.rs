@@ -1,0 +1,388 @@
+//! The output documents of SPEC §8: report documents, log pages, CSV rows, and the
+//! rounding and ordering rules they follow.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::directory::Directory;
+use crate::enums::{self, ContactSource, ContactType, DeliveryStatus, MessageType};
+use crate::report::{ColType, Component, Filters, Key, Log, Report, Shape, MISSING};
+use crate::time::{format_duration, Bucket, Instant, Range};
+
+/// Only the first rows of a log can be paged (SPEC §6.5).
+pub const LOG_CAP: u64 = 10_000;
+
+/// `100 × count / total`, rounded half-up to two decimals, exactly.
+pub fn percent(count: i64, total: i64) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    let hundredths = (20_000 * i128::from(count) + i128::from(total)) / (2 * i128::from(total));
+    hundredths as f64 / 100.0
+}
+
+/// The `range` object of a document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RangeDoc {
+    pub preset: Option<&'static str>,
+    pub from: String,
+    pub to: String,
+    pub start: String,
+    pub end: String,
+    pub bucket: &'static str,
+}
+
+impl RangeDoc {
+    pub fn new(r: &Range) -> RangeDoc {
+        RangeDoc {
+            preset: r.preset.map(|p| p.wire()),
+            from: r.from.to_string(),
+            to: r.to.to_string(),
+            start: r.start.format_utc(),
+            end: r.end.format_utc(),
+            bucket: r.bucket.wire(),
+        }
+    }
+}
+
+/// What the store computed for one component, before labels and percentages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentData {
+    Metric(i64),
+    /// One values array per series, in the component's series order.
+    Bar(Vec<Vec<i64>>),
+    Heatmap([[i64; 24]; 7]),
+    /// Per key (`None` = missing) its per-bucket counts.
+    Breakdown(Vec<(Option<String>, Vec<i64>)>),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesDoc {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub values: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RowDoc {
+    pub key: String,
+    pub label: String,
+    pub count: i64,
+    pub percent: f64,
+    pub values: Vec<i64>,
+}
+
+/// One component of a report document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ComponentDoc {
+    pub kind: &'static str,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<Vec<RowDoc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Vec<SeriesDoc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<Vec<i64>>>,
+}
+
+/// An ordered map serialized as a JSON object in insertion order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The report document of SPEC §8.1.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportDoc {
+    pub report: &'static str,
+    pub workspace: String,
+    pub timezone: String,
+    pub range: RangeDoc,
+    pub filters: Ordered<Vec<String>>,
+    pub buckets: Vec<String>,
+    pub components: Ordered<ComponentDoc>,
+}
+
+pub fn filters_doc(f: &Filters) -> Ordered<Vec<String>> {
+    Ordered(f.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+fn key_label(key: Key, value: &str, dir: &Directory) -> String {
+    if value == MISSING {
+        return MISSING.to_string();
+    }
+    let label = match key {
+        Key::ContactType => ContactType::from_wire(value).map(|v| v.label()),
+        Key::MessageType => MessageType::from_wire(value).map(|v| v.label()),
+        Key::Status => DeliveryStatus::from_wire(value).map(|v| v.label()),
+        Key::ContactSource => ContactSource::from_wire(value).map(|v| v.label()),
+        Key::OpenedSource | Key::ClosedSource | Key::MessageSource | Key::AssignSource => {
+            enums::label_of_source(value)
+        }
+        Key::OpenedChannel | Key::Channel => return dir.channel(value),
+        Key::Category | Key::Subtype => None,
+    };
+    label.map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// Turns per-key bucket counts into breakdown rows: labelled, with percentages, ordered
+/// by count descending then key.
+pub fn breakdown_rows(
+    key: Key,
+    data: &[(Option<String>, Vec<i64>)],
+    dir: &Directory,
+) -> (i64, Vec<RowDoc>) {
+    let total: i64 = data.iter().map(|(_, v)| v.iter().sum::<i64>()).sum();
+    let mut rows: Vec<RowDoc> = data
+        .iter()
+        .map(|(k, values)| {
+            let key_s = k.clone().unwrap_or_else(|| MISSING.to_string());
+            let count = values.iter().sum();
+            RowDoc {
+                label: key_label(key, &key_s, dir),
+                key: key_s,
+                count,
+                percent: percent(count, total),
+                values: values.clone(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.as_bytes().cmp(b.key.as_bytes())));
+    (total, rows)
+}
+
+/// Builds one component's document; `data` is `None` when filters do not apply.
+pub fn component_doc(c: &Component, data: Option<&ComponentData>, buckets: usize, dir: &Directory) -> ComponentDoc {
+    let mut doc = ComponentDoc {
+        kind: c.shape.kind(),
+        status: "filters_not_applicable",
+        value: None,
+        total: None,
+        rows: None,
+        series: None,
+        values: None,
+    };
+    let Some(data) = data else { return doc };
+    let status = |empty: bool| if empty { "no_data" } else { "ok" };
+    match (&c.shape, data) {
+        (Shape::Metric(_), ComponentData::Metric(n)) => {
+            doc.status = status(*n == 0);
+            doc.value = Some(*n);
+        }
+        (Shape::Bar(series), ComponentData::Bar(values)) => {
+            doc.status = status(values.iter().all(|v| v.iter().all(|n| *n == 0)));
+            doc.series = Some(
+                series
+                    .iter()
+                    .zip(values)
+                    .map(|((key, label, _), v)| SeriesDoc { key, label, values: v.clone() })
+                    .collect(),
+            );
+        }
+        (Shape::Heatmap(_), ComponentData::Heatmap(grid)) => {
+            doc.status = status(grid.iter().all(|r| r.iter().all(|n| *n == 0)));
+            doc.values = Some(grid.iter().map(|r| r.to_vec()).collect());
+        }
+        (Shape::Breakdown(_, key), ComponentData::Breakdown(rows)) => {
+            let (total, rows) = breakdown_rows(*key, rows, dir);
+            doc.status = status(total == 0);
+            doc.total = Some(total);
+            doc.rows = Some(rows);
+        }
+        (Shape::Line(_, key), ComponentData::Breakdown(rows)) => {
+            // The delivery line always lists its four statuses.
+            let mut all: Vec<(Option<String>, Vec<i64>)> = DeliveryStatus::ALL
+                .iter()
+                .map(|s| (Some(s.wire().to_string()), vec![0; buckets]))
+                .collect();
+            for (k, v) in rows {
+                if let Some(slot) = all.iter_mut().find(|(sk, _)| sk == k) {
+                    slot.1 = v.clone();
+                }
+            }
+            let (total, rows) = breakdown_rows(*key, &all, dir);
+            doc.status = status(total == 0);
+            doc.total = Some(total);
+            doc.rows = Some(rows);
+        }
+        _ => unreachable!("component data matches its shape"),
+    }
+    doc
+}
+
+/// Assembles the whole report document.
+pub fn report_doc(
+    report: Report,
+    workspace: &str,
+    timezone: &str,
+    range: &Range,
+    filters: &Filters,
+    buckets: &[Bucket],
+    data: &[Option<ComponentData>],
+    dir: &Directory,
+) -> ReportDoc {
+    let components = report
+        .components()
+        .iter()
+        .zip(data)
+        .map(|(c, d)| (c.id.to_string(), component_doc(c, d.as_ref(), buckets.len(), dir)))
+        .collect();
+    ReportDoc {
+        report: report.wire(),
+        workspace: workspace.to_string(),
+        timezone: timezone.to_string(),
+        range: RangeDoc::new(range),
+        filters: filters_doc(filters),
+        buckets: buckets.iter().map(|b| b.label.clone()).collect(),
+        components: Ordered(components),
+    }
+}
+
+/// One raw value of a log row, as the store reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// The log page of SPEC §8.2.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogPage {
+    pub report: &'static str,
+    pub log: &'static str,
+    pub range: RangeDoc,
+    pub filters: Ordered<Vec<String>>,
+    pub total: u64,
+    pub truncated: bool,
+    pub page: u64,
+    pub per_page: u64,
+    pub columns: Vec<&'static str>,
+    pub rows: Vec<Ordered<Value>>,
+}
+
+/// The window of rows a page may show: (offset, limit), within the 10,000-row cap.
+pub fn page_window(page: u64, per_page: u64) -> (u64, u64) {
+    let offset = (page - 1).saturating_mul(per_page);
+    if offset >= LOG_CAP {
+        return (offset, 0);
+    }
+    (offset, per_page.min(LOG_CAP - offset))
+}
+
+/// Formats log rows for JSON and CSV in the workspace's zone.
+pub struct RowFormatter<'a> {
+    pub log: Log,
+    pub range: &'a Range,
+    pub dir: &'a Directory,
+}
+
+impl RowFormatter<'_> {
+    fn display(&self, t: ColType, s: &str) -> String {
+        match t {
+            ColType::User if s.is_empty() => "Unassigned".to_string(),
+            ColType::User => self.dir.user(s),
+            ColType::Team => self.dir.team(s),
+            ColType::Channel => self.dir.channel(s),
+            _ => s.to_string(),
+        }
+    }
+
+    /// A row as a JSON object: timestamps local, durations in seconds, names displayed,
+    /// enumerations as wire values, missing values null.
+    pub fn json(&self, cells: &[Cell]) -> Ordered<Value> {
+        let cols = self.log.columns();
+        Ordered(
+            cols.iter()
+                .zip(cells)
+                .map(|((name, t), cell)| {
+                    let v = match (t, cell) {
+                        (_, Cell::Null) => Value::Null,
+                        (ColType::Time, Cell::Int(us)) => Value::String(Instant(*us).format_local(&self.range.tz)),
+                        (_, Cell::Int(n)) => Value::from(*n),
+                        (t, Cell::Text(s)) => Value::String(self.display(*t, s)),
+                    };
+                    (name.to_string(), v)
+                })
+                .collect(),
+        )
+    }
+
+    /// A row as CSV fields: durations as clock times, enumerations as English labels,
+    /// missing values as `-`.
+    pub fn csv(&self, cells: &[Cell]) -> Vec<String> {
+        self.log
+            .columns()
+            .iter()
+            .zip(cells)
+            .map(|((_, t), cell)| match (t, cell) {
+                (_, Cell::Null) => MISSING.to_string(),
+                (ColType::Time, Cell::Int(us)) => Instant(*us).format_local(&self.range.tz),
+                (ColType::Duration, Cell::Int(n)) => format_duration(*n),
+                (_, Cell::Int(n)) => n.to_string(),
+                (ColType::Enum, Cell::Text(s)) => enum_label(s),
+                (t, Cell::Text(s)) => self.display(*t, s),
+            })
+            .collect()
+    }
+}
+
+fn enum_label(wire: &str) -> String {
+    enums::label_of_source(wire)
+        .or_else(|| MessageType::from_wire(wire).map(|v| v.label()))
+        .or_else(|| ContactType::from_wire(wire).map(|v| v.label()))
+        .or_else(|| DeliveryStatus::from_wire(wire).map(|v| v.label()))
+        .map_or_else(|| wire.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_rounds_half_up_exactly() {
+        assert_eq!(percent(1, 3), 33.33);
+        assert_eq!(percent(2, 3), 66.67);
+        assert_eq!(percent(1, 8), 12.5);
+        assert_eq!(percent(1, 800), 0.13, "0.125 rounds half-up");
+        assert_eq!(percent(0, 0), 0.0);
+        assert_eq!(percent(5, 5), 100.0);
+    }
+
+    #[test]
+    fn breakdown_orders_by_count_then_key_and_labels_missing_as_dash() {
+        let dir = Directory::default();
+        let data = vec![
+            (Some("zapier".to_string()), vec![1, 0]),
+            (None, vec![0, 2]),
+            (Some("bot".to_string()), vec![1, 0]),
+        ];
+        let (total, rows) = breakdown_rows(Key::MessageSource, &data, &dir);
+        assert_eq!(total, 4);
+        let keys: Vec<_> = rows.iter().map(|r| (r.key.as_str(), r.label.as_str(), r.count)).collect();
+        assert_eq!(keys, [("-", "-", 2), ("bot", "Bot", 1), ("zapier", "Zapier", 1)]);
+        assert_eq!(rows[0].percent, 50.0);
+    }
+
+    #[test]
+    fn pages_stop_at_the_cap() {
+        assert_eq!(page_window(1, 50), (0, 50));
+        assert_eq!(page_window(200, 50), (9950, 50));
+        assert_eq!(page_window(201, 50), (10_000, 0));
+        assert_eq!(page_window(11, 1000), (10_000, 0));
+        assert_eq!(page_window(4, 3000), (9000, 1000));
+    }
+}
