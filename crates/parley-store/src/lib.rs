@@ -1,1 +1,204 @@
-//! placeholder
+//! parley's store: the event log, the derived fact tables and the SQL of every report,
+//! behind the [`Store`] trait. [`DuckStore`] is the embedded default, one DuckDB file in
+//! the data directory.
+
+mod ingest;
+mod query;
+pub mod schema;
+
+use std::io::BufRead;
+use std::path::Path;
+
+use duckdb::Connection;
+use parley_core::doc::{LogPage, ReportDoc};
+use parley_core::event::EventError;
+use parley_core::report::{Filters, Log, Report};
+use parley_core::time::Range;
+
+/// A tenant: its id, IANA zone and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub timezone: String,
+    pub name: String,
+}
+
+/// The outcome of one ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub accepted: u64,
+    pub duplicates: u64,
+}
+
+/// What a report, log or export is asked for.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub workspace: Workspace,
+    pub report: Report,
+    pub range: Range,
+    pub filters: Filters,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] duckdb::Error),
+    #[error("could not read the batch: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid batch, nothing stored: {0}")]
+    InvalidBatch(#[from] EventError),
+    #[error("unknown workspace {0:?}")]
+    UnknownWorkspace(String),
+    #[error("workspace {0:?} already exists")]
+    WorkspaceExists(String),
+    #[error("the {log} log has no {filter} dimension: filter not applicable")]
+    FiltersNotApplicable { log: &'static str, filter: String },
+    #[error("could not create data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("stored event {id:?} no longer parses: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+/// The storage behind parley. A server backend implements the same trait later.
+pub trait Store {
+    fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
+    fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
+    fn workspace(&self, id: &str) -> Result<Workspace, StoreError>;
+    /// Validates a whole NDJSON batch and stores it atomically: on any invalid event
+    /// nothing is stored. `progress` receives the bytes read so far.
+    fn ingest(
+        &self,
+        workspace: &str,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<IngestSummary, StoreError>;
+    /// Recomputes every fact of the workspace from its event log.
+    fn rebuild(&self, workspace: &str) -> Result<(), StoreError>;
+    fn report(&self, q: &Query) -> Result<ReportDoc, StoreError>;
+    fn log_page(&self, q: &Query, log: Log, page: u64, per_page: u64) -> Result<LogPage, StoreError>;
+    /// Streams every row of a log to `sink` as CSV fields (header excluded); returns the
+    /// number of rows.
+    fn export(&self, q: &Query, log: Log, sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>)
+        -> Result<u64, StoreError>;
+}
+
+/// The embedded DuckDB store.
+pub struct DuckStore {
+    conn: Connection,
+}
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "parley.duckdb";
+
+impl DuckStore {
+    /// Opens (creating if needed) the store in `dir`, applying pending migrations.
+    pub fn open(dir: &Path) -> Result<DuckStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        let store = DuckStore { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<DuckStore, StoreError> {
+        let store = DuckStore { conn: Connection::open_in_memory()? };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL)")?;
+        let applied: i64 =
+            self.conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        for (version, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            self.in_transaction(|| {
+                self.conn.execute_batch(sql)?;
+                self.conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
+    fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The original error matters more than a failed rollback.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for DuckStore {
+    fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
+        self.in_transaction(|| {
+            let exists: i64 =
+                self.conn.query_row("SELECT count(*) FROM workspaces WHERE id = ?", [&ws.id], |r| r.get(0))?;
+            if exists > 0 {
+                return Err(StoreError::WorkspaceExists(ws.id.clone()));
+            }
+            self.conn.execute(
+                "INSERT INTO workspaces VALUES (?, ?, ?)",
+                duckdb::params![ws.id, ws.timezone, ws.name],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, timezone, name FROM workspaces ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok(Workspace { id: r.get(0)?, timezone: r.get(1)?, name: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn workspace(&self, id: &str) -> Result<Workspace, StoreError> {
+        self.workspaces()?
+            .into_iter()
+            .find(|w| w.id == id)
+            .ok_or_else(|| StoreError::UnknownWorkspace(id.to_string()))
+    }
+
+    fn ingest(
+        &self,
+        workspace: &str,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<IngestSummary, StoreError> {
+        self.workspace(workspace)?;
+        self.in_transaction(|| ingest::ingest(&self.conn, workspace, input, progress))
+    }
+
+    fn rebuild(&self, workspace: &str) -> Result<(), StoreError> {
+        self.workspace(workspace)?;
+        self.in_transaction(|| ingest::rebuild(&self.conn, workspace))
+    }
+
+    fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {
+        query::report(&self.conn, q)
+    }
+
+    fn log_page(&self, q: &Query, log: Log, page: u64, per_page: u64) -> Result<LogPage, StoreError> {
+        query::log_page(&self.conn, q, log, page, per_page)
+    }
+
+    fn export(
+        &self,
+        q: &Query,
+        log: Log,
+        sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError> {
+        query::export(&self.conn, q, log, sink)
+    }
+}

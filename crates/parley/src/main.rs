@@ -1,1 +1,315 @@
-fn main() {}
+//! The `parley` command line (SPEC §7, §8.3). Thin: it parses arguments, opens the
+//! store and prints what the store and the core return.
+
+mod table;
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use parley_core::report::{Filters, Report};
+use parley_core::time::{self, parse_rfc3339, Instant, Preset, Range};
+use parley_store::{DuckStore, Query, Store, Workspace};
+
+#[derive(Parser)]
+#[command(name = "parley", version, about = "Reports for business messaging: events in, reports out")]
+struct Cli {
+    /// Data directory holding the embedded database.
+    #[arg(long, global = true, env = "PARLEY_DATA", default_value = "parley-data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or list workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Ingest an NDJSON batch of events from FILE, or stdin with `-`.
+    Ingest {
+        #[arg(long)]
+        workspace: String,
+        file: String,
+    },
+    /// Print a report.
+    Report {
+        report: ReportArg,
+        #[command(flatten)]
+        view: ViewArgs,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Print one page of a report's log.
+    Log {
+        report: ReportArg,
+        log: String,
+        #[command(flatten)]
+        view: ViewArgs,
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        page: i64,
+        #[arg(long = "per-page", default_value_t = 50, allow_negative_numbers = true)]
+        per_page: i64,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Stream a whole log as CSV to stdout.
+    Export {
+        report: ReportArg,
+        log: String,
+        #[command(flatten)]
+        view: ViewArgs,
+    },
+    /// Recompute every fact of a workspace from its event log.
+    Rebuild {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Run parley's main job on its embedded default.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum WorkspaceCommand {
+    Create {
+        id: String,
+        #[arg(long)]
+        timezone: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportArg {
+    Conversations,
+    Messages,
+    Contacts,
+    Assignments,
+}
+
+impl From<ReportArg> for Report {
+    fn from(r: ReportArg) -> Report {
+        match r {
+            ReportArg::Conversations => Report::Conversations,
+            ReportArg::Messages => Report::Messages,
+            ReportArg::Contacts => Report::Contacts,
+            ReportArg::Assignments => Report::Assignments,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Today,
+    Yesterday,
+    #[value(name = "last_7_days")]
+    Last7Days,
+    #[value(name = "last_14_days")]
+    Last14Days,
+    #[value(name = "last_30_days")]
+    Last30Days,
+    #[value(name = "this_month")]
+    ThisMonth,
+    #[value(name = "last_month")]
+    LastMonth,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Preset {
+        match p {
+            PresetArg::Today => Preset::Today,
+            PresetArg::Yesterday => Preset::Yesterday,
+            PresetArg::Last7Days => Preset::Last7Days,
+            PresetArg::Last14Days => Preset::Last14Days,
+            PresetArg::Last30Days => Preset::Last30Days,
+            PresetArg::ThisMonth => Preset::ThisMonth,
+            PresetArg::LastMonth => Preset::LastMonth,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Table,
+}
+
+/// The workspace, range and filters every report command takes.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("range_choice").required(true).args(["range", "from"])))]
+struct ViewArgs {
+    #[arg(long)]
+    workspace: String,
+    /// A date preset in the workspace's zone.
+    #[arg(long, value_enum, conflicts_with_all = ["from", "to"])]
+    range: Option<PresetArg>,
+    /// First day of a custom range (YYYY-MM-DD), inclusive.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last day of a custom range (YYYY-MM-DD), inclusive.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// The instant taken as now (RFC 3339), to reproduce a report.
+    #[arg(long)]
+    now: Option<String>,
+    /// NAME=VALUE; repeat for more values (OR) and more filters (AND).
+    #[arg(long = "filter")]
+    filters: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn open(data: &std::path::Path) -> Result<DuckStore> {
+    DuckStore::open(data).with_context(|| format!("could not open data dir {}", data.display()))
+}
+
+fn valid_workspace_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let out = &mut std::io::stdout().lock();
+    match cli.command {
+        Command::Workspace(WorkspaceCommand::Create { id, timezone, name }) => {
+            if !valid_workspace_id(&id) {
+                bail!("workspace id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'");
+            }
+            if time::parse_zone(&timezone).is_none() {
+                bail!("unknown time zone {timezone:?}");
+            }
+            let ws = Workspace { name: name.unwrap_or_else(|| id.clone()), id, timezone };
+            open(&cli.data)?.create_workspace(&ws)?;
+            writeln!(out, "{}", workspace_json(&ws))?;
+        }
+        Command::Workspace(WorkspaceCommand::List) => {
+            let list: Vec<_> = open(&cli.data)?.workspaces()?.iter().map(workspace_json).collect();
+            writeln!(out, "{}", serde_json::Value::Array(list))?;
+        }
+        Command::Ingest { workspace, file } => {
+            let store = open(&cli.data)?;
+            let summary = ingest(&store, &workspace, &file)?;
+            writeln!(out, r#"{{"accepted": {}, "duplicates": {}}}"#, summary.accepted, summary.duplicates)?;
+        }
+        Command::Report { report, view, format } => {
+            let store = open(&cli.data)?;
+            let q = query(&store, report.into(), &view)?;
+            let doc = store.report(&q)?;
+            match format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
+                Format::Table => table::report(out, &doc)?,
+            }
+        }
+        Command::Log { report, log, view, page, per_page, format } => {
+            let report: Report = report.into();
+            let log = report
+                .log(&log)
+                .ok_or_else(|| anyhow!("unknown log {log:?} for the {} report", report.wire()))?;
+            if page < 1 {
+                bail!("--page must be 1 or more, got {page}");
+            }
+            if !(1..=1000).contains(&per_page) {
+                bail!("--per-page must be between 1 and 1000, got {per_page}");
+            }
+            let store = open(&cli.data)?;
+            let q = query(&store, report, &view)?;
+            let doc = store.log_page(&q, log, page as u64, per_page as u64)?;
+            match format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
+                Format::Table => table::log(out, &doc)?,
+            }
+        }
+        Command::Export { report, log, view } => {
+            let report: Report = report.into();
+            let log = report
+                .log(&log)
+                .ok_or_else(|| anyhow!("unknown log {log:?} for the {} report", report.wire()))?;
+            let store = open(&cli.data)?;
+            let q = query(&store, report, &view)?;
+            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+            w.write_record(log.columns().iter().map(|(n, _)| *n))?;
+            store.export(&q, log, &mut |fields| w.write_record(fields).map_err(std::io::Error::other))?;
+            w.flush()?;
+        }
+        Command::Rebuild { workspace } => {
+            open(&cli.data)?.rebuild(&workspace)?;
+            writeln!(out, r#"{{"rebuilt": {}}}"#, serde_json::Value::String(workspace))?;
+        }
+        Command::Demo => {
+            writeln!(
+                out,
+                "parley demo: the guided demo (synthetic events, then every report) arrives in a later issue.\n\
+                 Meanwhile: parley workspace create shop --timezone Europe/Madrid; \
+                 parley ingest --workspace shop events.ndjson; \
+                 parley report conversations --workspace shop --range last_7_days --format table"
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn workspace_json(ws: &Workspace) -> serde_json::Value {
+    serde_json::json!({"id": ws.id, "timezone": ws.timezone, "name": ws.name})
+}
+
+fn ingest(store: &DuckStore, workspace: &str, file: &str) -> Result<parley_store::IngestSummary> {
+    let (reader, len): (Box<dyn Read>, Option<u64>) = if file == "-" {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("could not read {file}"))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = match len {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} ingesting {bytes}/{total_bytes} {wide_bar} {eta}")
+                .expect("static template"),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 20, reader));
+    let summary = store.ingest(workspace, &mut input, &mut |bytes| bar.set_position(bytes))?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+fn query(store: &DuckStore, report: Report, view: &ViewArgs) -> Result<Query> {
+    let workspace = store.workspace(&view.workspace)?;
+    let tz = time::parse_zone(&workspace.timezone)
+        .ok_or_else(|| anyhow!("workspace {} has an unknown time zone", workspace.id))?;
+    let now = match &view.now {
+        Some(s) => parse_rfc3339(s).map_err(|e| anyhow!("bad --now {s:?}: {e}"))?,
+        None => Instant::from_timestamp(jiff::Timestamp::now()),
+    };
+    let range = match (&view.range, &view.from, &view.to) {
+        (Some(p), _, _) => Range::preset((*p).into(), now, &tz),
+        (None, Some(from), Some(to)) => {
+            let from = time::parse_date(from)?;
+            let to = time::parse_date(to)?;
+            Range::custom(from, to, &tz)?
+        }
+        _ => unreachable!("clap requires a range"),
+    };
+    let filters = Filters::parse(report, &view.filters)?;
+    Ok(Query { workspace, report, range, filters })
+}

@@ -1,0 +1,142 @@
+//! `--format table`: the same documents, laid out for a terminal.
+
+use std::io::Write;
+
+use parley_core::doc::{LogPage, ReportDoc};
+use serde_json::Value;
+
+/// Writes rows as left-aligned columns under a header.
+fn grid(out: &mut dyn Write, header: &[String], rows: &[Vec<String>], indent: &str) -> std::io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        format!("{indent}{}", padded.join("  ").trim_end())
+    };
+    writeln!(out, "{}", line(header))?;
+    for row in rows {
+        writeln!(out, "{}", line(row))?;
+    }
+    Ok(())
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn filters_line(filters: &Value) -> String {
+    match filters.as_object() {
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_array().map(|a| a.iter().map(cell).collect::<Vec<_>>().join("|")).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none".to_string(),
+    }
+}
+
+pub fn report(out: &mut dyn Write, doc: &ReportDoc) -> anyhow::Result<()> {
+    let v = serde_json::to_value(doc)?;
+    let r = &v["range"];
+    writeln!(
+        out,
+        "{} report · workspace {} ({}) · {} to {} · by {}",
+        doc.report, doc.workspace, doc.timezone, cell(&r["from"]), cell(&r["to"]), cell(&r["bucket"])
+    )?;
+    writeln!(out, "filters: {}", filters_line(&v["filters"]))?;
+    let buckets: Vec<String> = doc.buckets.clone();
+    for (id, c) in v["components"].as_object().into_iter().flatten() {
+        let kind = cell(&c["kind"]);
+        let status = cell(&c["status"]);
+        writeln!(out)?;
+        if status == "filters_not_applicable" {
+            writeln!(out, "{id} ({kind}): filters not applicable")?;
+            continue;
+        }
+        let note = if status == "no_data" { " · no data" } else { "" };
+        match kind.as_str() {
+            "metric" => writeln!(out, "{id}: {}{note}", cell(&c["value"]))?,
+            "bar" => {
+                writeln!(out, "{id}{note}")?;
+                let series = c["series"].as_array().cloned().unwrap_or_default();
+                let mut header = vec!["bucket".to_string()];
+                header.extend(series.iter().map(|s| cell(&s["label"])));
+                let rows: Vec<Vec<String>> = buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let mut row = vec![b.clone()];
+                        row.extend(series.iter().map(|s| cell(&s["values"][i])));
+                        row
+                    })
+                    .collect();
+                grid(out, &header, &rows, "  ")?;
+            }
+            "heatmap" => {
+                writeln!(out, "{id}{note}")?;
+                let mut header = vec!["".to_string()];
+                header.extend((0..24).map(|h| format!("{h:02}")));
+                let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+                let rows: Vec<Vec<String>> = days
+                    .iter()
+                    .enumerate()
+                    .map(|(d, name)| {
+                        let mut row = vec![name.to_string()];
+                        row.extend((0..24).map(|h| cell(&c["values"][d][h])));
+                        row
+                    })
+                    .collect();
+                grid(out, &header, &rows, "  ")?;
+            }
+            _ => {
+                writeln!(out, "{id}: total {}{note}", cell(&c["total"]))?;
+                let header: Vec<String> = ["key", "label", "count", "percent"].iter().map(|s| s.to_string()).collect();
+                let rows: Vec<Vec<String>> = c["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        vec![cell(&r["key"]), cell(&r["label"]), cell(&r["count"]), format!("{}%", cell(&r["percent"]))]
+                    })
+                    .collect();
+                grid(out, &header, &rows, "  ")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn log(out: &mut dyn Write, page: &LogPage) -> anyhow::Result<()> {
+    let v = serde_json::to_value(page)?;
+    writeln!(
+        out,
+        "{} log of the {} report · {} to {} · filters: {} · {} rows{} · page {} ({} per page)",
+        page.log,
+        page.report,
+        page.range.from,
+        page.range.to,
+        filters_line(&v["filters"]),
+        page.total,
+        if page.truncated { " (only the first 10000 can be paged)" } else { "" },
+        page.page,
+        page.per_page
+    )?;
+    let header: Vec<String> = page.columns.iter().map(|c| c.to_string()).collect();
+    let rows: Vec<Vec<String>> = v["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| page.columns.iter().map(|c| cell(&r[*c])).collect())
+        .collect();
+    grid(out, &header, &rows, "")?;
+    Ok(())
+}
