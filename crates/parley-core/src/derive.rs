@@ -236,7 +236,12 @@ pub fn derive(mut events: Vec<Event>) -> Facts {
         if consumed[i] {
             continue;
         }
-        if let Body::ConversationOpened { conversation_id, contact_id, .. } = &events[i].body {
+        if let Body::ConversationOpened {
+            conversation_id,
+            contact_id,
+            ..
+        } = &events[i].body
+        {
             // SPEC §2: a close of this contact's open conversation at the same instant
             // is applied immediately before the open.
             let open_conv = w.contacts.get(contact_id.as_str()).and_then(|c| c.open);
@@ -292,7 +297,12 @@ impl Walk {
 
     fn apply(&mut self, e: &Event) {
         match &e.body {
-            Body::ContactAdded { contact_id, name, source, user_id } => {
+            Body::ContactAdded {
+                contact_id,
+                name,
+                source,
+                user_id,
+            } => {
                 self.contact(contact_id).name = Some(name.clone());
                 self.activities.push(ActivityFact {
                     event_id: e.id.clone(),
@@ -307,7 +317,10 @@ impl Walk {
             Body::ContactUpdated { contact_id, name } => {
                 self.contact(contact_id).name = Some(name.clone());
             }
-            Body::ContactDeleted { contact_id, user_id } => {
+            Body::ContactDeleted {
+                contact_id,
+                user_id,
+            } => {
                 self.end_open(contact_id);
                 self.activities.push(ActivityFact {
                     event_id: e.id.clone(),
@@ -319,7 +332,11 @@ impl Walk {
                     user_id: Some(user_id.clone()),
                 });
             }
-            Body::ContactMerged { primary_contact_id, merged_contact_id, user_id } => {
+            Body::ContactMerged {
+                primary_contact_id,
+                merged_contact_id,
+                user_id,
+            } => {
                 self.end_open(merged_contact_id);
                 let merged_history = self.contact(merged_contact_id).has_history;
                 self.contact(primary_contact_id).has_history |= merged_history;
@@ -333,7 +350,13 @@ impl Walk {
                     user_id: Some(user_id.clone()),
                 });
             }
-            Body::ConversationOpened { conversation_id, contact_id, source, channel_id, .. } => {
+            Body::ConversationOpened {
+                conversation_id,
+                contact_id,
+                source,
+                channel_id,
+                ..
+            } => {
                 if self.conv_index.contains_key(conversation_id) {
                     return;
                 }
@@ -342,7 +365,11 @@ impl Walk {
                 if c.open.is_some() {
                     return;
                 }
-                let contact_type = if c.has_history { ContactType::Returning } else { ContactType::New };
+                let contact_type = if c.has_history {
+                    ContactType::Returning
+                } else {
+                    ContactType::New
+                };
                 c.has_history = true;
                 c.open = Some(idx);
                 let carried = c.assignee.clone();
@@ -365,8 +392,16 @@ impl Walk {
                     outgoing: 0,
                 });
             }
-            Body::ConversationClosed { conversation_id, source, user_id, category, summary } => {
-                let Some(&idx) = self.conv_index.get(conversation_id) else { return };
+            Body::ConversationClosed {
+                conversation_id,
+                source,
+                user_id,
+                category,
+                summary,
+            } => {
+                let Some(&idx) = self.conv_index.get(conversation_id) else {
+                    return;
+                };
                 if self.convs[idx].ended {
                     return;
                 }
@@ -387,13 +422,23 @@ impl Walk {
                     });
                 }
             }
-            Body::ContactAssigned { contact_id, assignee_id, source, by_user_id } => {
+            Body::ContactAssigned {
+                contact_id,
+                assignee_id,
+                source,
+                by_user_id,
+            } => {
                 let c = self.contact(contact_id);
                 let previous = std::mem::replace(&mut c.assignee, assignee_id.clone());
                 let open = c.open;
                 if let Some(idx) = open {
-                    let reassignment = matches!((&previous, assignee_id), (Some(p), Some(n)) if p != n);
-                    self.convs[idx].activities.push(Activity { at: e.at, new: assignee_id.clone(), reassignment });
+                    let reassignment =
+                        matches!((&previous, assignee_id), (Some(p), Some(n)) if p != n);
+                    self.convs[idx].activities.push(Activity {
+                        at: e.at,
+                        new: assignee_id.clone(),
+                        reassignment,
+                    });
                 }
                 self.assignments.push(AssignmentFact {
                     event_id: e.id.clone(),
@@ -406,7 +451,12 @@ impl Walk {
                     assigned_by: by_user_id.clone().filter(|_| *source == AssignSource::User),
                 });
             }
-            Body::MessageReceived { message_id, contact_id, channel_id, content } => {
+            Body::MessageReceived {
+                message_id,
+                contact_id,
+                channel_id,
+                content,
+            } => {
                 if self.message_index.contains_key(message_id) {
                     return;
                 }
@@ -485,7 +535,10 @@ impl Walk {
                     user_id: user,
                     message_type: Some(*message_type),
                     subtype: subtype.clone(),
-                    broadcast: broadcast.as_ref().map(|b| b.name.clone()).filter(|n| !n.is_empty()),
+                    broadcast: broadcast
+                        .as_ref()
+                        .map(|b| b.name.clone())
+                        .filter(|n| !n.is_empty()),
                     content: content.display(),
                     status: Some(DeliveryStatus::Sent),
                     delivered_at: None,
@@ -494,13 +547,21 @@ impl Walk {
                     error: None,
                 });
             }
-            Body::MessageStatus { message_id, status, error } => {
-                let Some(&idx) = self.message_index.get(message_id) else { return };
+            Body::MessageStatus {
+                message_id,
+                status,
+                error,
+            } => {
+                let Some(&idx) = self.message_index.get(message_id) else {
+                    return;
+                };
                 let msg_at = self.messages[idx].at;
                 if e.at < msg_at || e.at.0 > msg_at.0 + RECEIPT_WINDOW_MICROS {
                     return;
                 }
-                let Some(r) = self.receipts[idx].as_mut() else { return };
+                let Some(r) = self.receipts[idx].as_mut() else {
+                    return;
+                };
                 match status {
                     DeliveryStatus::Sent => {}
                     DeliveryStatus::Delivered => {
@@ -525,7 +586,11 @@ impl Walk {
     fn push_message(&mut self, m: MessageFact) {
         let idx = self.messages.len();
         self.message_index.insert(m.message_id.clone(), idx);
-        self.receipts.push((!m.incoming).then_some(Receipts { delivered: None, read: None, failed: None }));
+        self.receipts.push((!m.incoming).then_some(Receipts {
+            delivered: None,
+            read: None,
+            failed: None,
+        }));
         self.contact(&m.contact_id).messages.push(idx);
         self.messages.push(m);
     }
@@ -551,7 +616,10 @@ impl Walk {
         let mut contacts = Vec::new();
         for id in &self.contact_order {
             let state = &self.contacts[id];
-            contacts.push(ContactFact { contact_id: id.clone(), name: state.name.clone() });
+            contacts.push(ContactFact {
+                contact_id: id.clone(),
+                name: state.name.clone(),
+            });
             let mut seen = HashSet::new();
             for &mi in &state.messages {
                 let m = &self.messages[mi];

@@ -48,7 +48,9 @@ impl Directory {
                 Body::TeamUpserted { team_id, name } => {
                     d.teams.insert(team_id.clone(), name.clone());
                 }
-                Body::ChannelUpserted { channel_id, name, .. } => {
+                Body::ChannelUpserted {
+                    channel_id, name, ..
+                } => {
                     d.channels.insert(channel_id.clone(), name.clone());
                     channel_deleted.insert(channel_id.clone(), false);
                 }
@@ -64,21 +66,34 @@ impl Directory {
                 d.users.remove(&id);
             }
         }
-        d.deleted_channels = channel_deleted.into_iter().filter(|(_, del)| *del).map(|(id, _)| id).collect();
+        d.deleted_channels = channel_deleted
+            .into_iter()
+            .filter(|(_, del)| *del)
+            .map(|(id, _)| id)
+            .collect();
         d.deleted_channels.sort();
         d
     }
 
     pub fn user(&self, id: &str) -> String {
-        self.users.get(id).cloned().unwrap_or_else(|| id.to_string())
+        self.users
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     }
 
     pub fn team(&self, id: &str) -> String {
-        self.teams.get(id).cloned().unwrap_or_else(|| id.to_string())
+        self.teams
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     }
 
     pub fn channel(&self, id: &str) -> String {
-        self.channels.get(id).cloned().unwrap_or_else(|| id.to_string())
+        self.channels
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     }
 
     /// Channels offered as filter values: every named channel not deleted.
@@ -98,8 +113,14 @@ impl Directory {
 pub fn team_spans(events: &[Event]) -> Vec<TeamSpan> {
     let mut per_user: HashMap<&str, Vec<(Instant, Option<&str>)>> = HashMap::new();
     for e in sorted(events) {
-        if let Body::UserUpserted { user_id, team_id, .. } = &e.body {
-            per_user.entry(user_id).or_default().push((e.at, team_id.as_deref()));
+        if let Body::UserUpserted {
+            user_id, team_id, ..
+        } = &e.body
+        {
+            per_user
+                .entry(user_id)
+                .or_default()
+                .push((e.at, team_id.as_deref()));
         }
     }
     let mut out = Vec::new();
@@ -107,7 +128,12 @@ pub fn team_spans(events: &[Event]) -> Vec<TeamSpan> {
         for (i, (from, team)) in ups.iter().enumerate() {
             let to = ups.get(i + 1).map_or(Instant(i64::MAX), |n| n.0);
             if let (Some(team), true) = (team, *from < to) {
-                out.push(TeamSpan { user_id: user.to_string(), from: *from, to, team_id: team.to_string() });
+                out.push(TeamSpan {
+                    user_id: user.to_string(),
+                    from: *from,
+                    to,
+                    team_id: team.to_string(),
+                });
             }
         }
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::directory::Directory;
 use crate::enums::{self, ContactSource, ContactType, DeliveryStatus, MessageType};
 use crate::report::{ColType, Component, Filters, Key, Log, Report, Shape, MISSING};
-use crate::time::{format_duration, Bucket, Instant, Range};
+use crate::time::{format_duration, Instant, Range};
 
 /// Only the first rows of a log can be paged (SPEC §6.5).
 pub const LOG_CAP: u64 = 10_000;
@@ -160,12 +160,21 @@ pub fn breakdown_rows(
             }
         })
         .collect();
-    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.as_bytes().cmp(b.key.as_bytes())));
+    rows.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| a.key.as_bytes().cmp(b.key.as_bytes()))
+    });
     (total, rows)
 }
 
 /// Builds one component's document; `data` is `None` when filters do not apply.
-pub fn component_doc(c: &Component, data: Option<&ComponentData>, buckets: usize, dir: &Directory) -> ComponentDoc {
+pub fn component_doc(
+    c: &Component,
+    data: Option<&ComponentData>,
+    buckets: usize,
+    dir: &Directory,
+) -> ComponentDoc {
     let mut doc = ComponentDoc {
         kind: c.shape.kind(),
         status: "filters_not_applicable",
@@ -188,7 +197,11 @@ pub fn component_doc(c: &Component, data: Option<&ComponentData>, buckets: usize
                 series
                     .iter()
                     .zip(values)
-                    .map(|((key, label, _), v)| SeriesDoc { key, label, values: v.clone() })
+                    .map(|((key, label, _), v)| SeriesDoc {
+                        key,
+                        label,
+                        values: v.clone(),
+                    })
                     .collect(),
             );
         }
@@ -230,15 +243,20 @@ pub fn report_doc(
     timezone: &str,
     range: &Range,
     filters: &Filters,
-    buckets: &[Bucket],
     data: &[Option<ComponentData>],
     dir: &Directory,
 ) -> ReportDoc {
+    let buckets = range.buckets();
     let components = report
         .components()
         .iter()
         .zip(data)
-        .map(|(c, d)| (c.id.to_string(), component_doc(c, d.as_ref(), buckets.len(), dir)))
+        .map(|(c, d)| {
+            (
+                c.id.to_string(),
+                component_doc(c, d.as_ref(), buckets.len(), dir),
+            )
+        })
         .collect();
     ReportDoc {
         report: report.wire(),
@@ -311,7 +329,9 @@ impl RowFormatter<'_> {
                 .map(|((name, t), cell)| {
                     let v = match (t, cell) {
                         (_, Cell::Null) => Value::Null,
-                        (ColType::Time, Cell::Int(us)) => Value::String(Instant(*us).format_local(&self.range.tz)),
+                        (ColType::Time, Cell::Int(us)) => {
+                            Value::String(Instant(*us).format_local(&self.range.tz))
+                        }
                         (_, Cell::Int(n)) => Value::from(*n),
                         (t, Cell::Text(s)) => Value::String(self.display(*t, s)),
                     };
@@ -372,8 +392,14 @@ mod tests {
         ];
         let (total, rows) = breakdown_rows(Key::MessageSource, &data, &dir);
         assert_eq!(total, 4);
-        let keys: Vec<_> = rows.iter().map(|r| (r.key.as_str(), r.label.as_str(), r.count)).collect();
-        assert_eq!(keys, [("-", "-", 2), ("bot", "Bot", 1), ("zapier", "Zapier", 1)]);
+        let keys: Vec<_> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.label.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            keys,
+            [("-", "-", 2), ("bot", "Bot", 1), ("zapier", "Zapier", 1)]
+        );
         assert_eq!(rows[0].percent, 50.0);
     }
 

@@ -79,7 +79,10 @@ wire_enum!(
 impl CloseSource {
     /// Closes by merge or delete end a conversation but are never counted (SPEC §3.4).
     pub fn is_counted(self) -> bool {
-        !matches!(self, CloseSource::ContactMerged | CloseSource::ContactDeleted)
+        !matches!(
+            self,
+            CloseSource::ContactMerged | CloseSource::ContactDeleted
+        )
     }
 }
 

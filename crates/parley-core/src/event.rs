@@ -42,15 +42,45 @@ impl Content {
 /// The payload of each event type of SPEC §2.1 and §2.2.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    UserUpserted { user_id: String, name: String, team_id: Option<String> },
-    UserDeleted { user_id: String },
-    TeamUpserted { team_id: String, name: String },
-    ChannelUpserted { channel_id: String, name: String, kind: ChannelKind },
-    ChannelDeleted { channel_id: String },
-    ContactAdded { contact_id: String, name: String, source: ContactSource, user_id: Option<String> },
-    ContactUpdated { contact_id: String, name: String },
-    ContactDeleted { contact_id: String, user_id: String },
-    ContactMerged { primary_contact_id: String, merged_contact_id: String, user_id: String },
+    UserUpserted {
+        user_id: String,
+        name: String,
+        team_id: Option<String>,
+    },
+    UserDeleted {
+        user_id: String,
+    },
+    TeamUpserted {
+        team_id: String,
+        name: String,
+    },
+    ChannelUpserted {
+        channel_id: String,
+        name: String,
+        kind: ChannelKind,
+    },
+    ChannelDeleted {
+        channel_id: String,
+    },
+    ContactAdded {
+        contact_id: String,
+        name: String,
+        source: ContactSource,
+        user_id: Option<String>,
+    },
+    ContactUpdated {
+        contact_id: String,
+        name: String,
+    },
+    ContactDeleted {
+        contact_id: String,
+        user_id: String,
+    },
+    ContactMerged {
+        primary_contact_id: String,
+        merged_contact_id: String,
+        user_id: String,
+    },
     ConversationOpened {
         conversation_id: String,
         contact_id: String,
@@ -71,7 +101,12 @@ pub enum Body {
         source: AssignSource,
         by_user_id: Option<String>,
     },
-    MessageReceived { message_id: String, contact_id: String, channel_id: String, content: Content },
+    MessageReceived {
+        message_id: String,
+        contact_id: String,
+        channel_id: String,
+        content: Content,
+    },
     MessageSent {
         message_id: String,
         contact_id: String,
@@ -83,7 +118,11 @@ pub enum Body {
         broadcast: Option<Broadcast>,
         content: Content,
     },
-    MessageStatus { message_id: String, status: DeliveryStatus, error: Option<String> },
+    MessageStatus {
+        message_id: String,
+        status: DeliveryStatus,
+        error: Option<String>,
+    },
 }
 
 /// The broadcast an outgoing message was part of.
@@ -168,9 +207,11 @@ impl Body {
             | Body::ContactAssigned { contact_id, .. }
             | Body::MessageReceived { contact_id, .. }
             | Body::MessageSent { contact_id, .. } => (Some(contact_id), None),
-            Body::ContactMerged { primary_contact_id, merged_contact_id, .. } => {
-                (Some(primary_contact_id), Some(merged_contact_id))
-            }
+            Body::ContactMerged {
+                primary_contact_id,
+                merged_contact_id,
+                ..
+            } => (Some(primary_contact_id), Some(merged_contact_id)),
             _ => (None, None),
         }
     }
@@ -178,8 +219,12 @@ impl Body {
     /// The conversation id an event names, if any.
     pub fn conversation_id(&self) -> Option<&str> {
         match self {
-            Body::ConversationOpened { conversation_id, .. }
-            | Body::ConversationClosed { conversation_id, .. } => Some(conversation_id),
+            Body::ConversationOpened {
+                conversation_id, ..
+            }
+            | Body::ConversationClosed {
+                conversation_id, ..
+            } => Some(conversation_id),
             _ => None,
         }
     }
@@ -231,20 +276,47 @@ struct Fault {
 }
 
 fn fault(field: &str, reason: impl Into<String>) -> Fault {
-    Fault { field: Some(field.to_string()), reason: reason.into() }
+    Fault {
+        field: Some(field.to_string()),
+        reason: reason.into(),
+    }
 }
 
 /// Parses and validates one non-blank NDJSON line.
 pub fn parse_event(line_bytes: &[u8], line: usize, index: usize) -> Result<Event, EventError> {
-    let wrap = |id: Option<String>, f: Fault| EventError { line, index, id, field: f.field, reason: f.reason };
+    let wrap = |id: Option<String>, f: Fault| EventError {
+        line,
+        index,
+        id,
+        field: f.field,
+        reason: f.reason,
+    };
     let text = std::str::from_utf8(line_bytes).map_err(|e| {
-        wrap(None, Fault { field: None, reason: format!("not valid UTF-8 ({e})") })
+        wrap(
+            None,
+            Fault {
+                field: None,
+                reason: format!("not valid UTF-8 ({e})"),
+            },
+        )
     })?;
     let value: Value = serde_json::from_str(text).map_err(|e| {
-        wrap(None, Fault { field: None, reason: format!("not valid JSON ({e})") })
+        wrap(
+            None,
+            Fault {
+                field: None,
+                reason: format!("not valid JSON ({e})"),
+            },
+        )
     })?;
     let Value::Object(obj) = value else {
-        return Err(wrap(None, Fault { field: None, reason: "not a JSON object".into() }));
+        return Err(wrap(
+            None,
+            Fault {
+                field: None,
+                reason: "not a JSON object".into(),
+            },
+        ));
     };
     let id = obj.get("id").and_then(Value::as_str).map(str::to_string);
     parse_object(&obj).map_err(|f| wrap(id, f))
@@ -337,14 +409,20 @@ impl<'a> Fields<'a> {
     ) -> Result<T, Fault> {
         let s = self.text(key)?;
         parse(&s).ok_or_else(|| {
-            fault(&self.path(key), format!("unknown value {s:?} (expected one of {})", expected()))
+            fault(
+                &self.path(key),
+                format!("unknown value {s:?} (expected one of {})", expected()),
+            )
         })
     }
 
     fn object(&self, key: &str) -> Result<Option<Fields<'a>>, Fault> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::Object(obj)) => Ok(Some(Fields { obj, prefix: self.prefix_for(key) })),
+            Some(Value::Object(obj)) => Ok(Some(Fields {
+                obj,
+                prefix: self.prefix_for(key),
+            })),
             Some(_) => Err(fault(&self.path(key), "must be an object")),
         }
     }
@@ -369,14 +447,28 @@ impl<'a> Fields<'a> {
 }
 
 fn parse_object(obj: &Map<String, Value>) -> Result<Event, Fault> {
-    check_lengths(&Value::Object(obj.clone()), "")?;
+    for (key, value) in obj {
+        if key.len() > MAX_STRING_BYTES {
+            return Err(fault(
+                "(key)",
+                format!("string longer than {MAX_STRING_BYTES} bytes"),
+            ));
+        }
+        check_lengths(value, key)?;
+    }
     let f = Fields { obj, prefix: "" };
     let id = f.text("id")?;
     let chars = id.chars().count();
     if chars == 0 || chars > MAX_ID_CHARS {
-        return Err(fault("id", format!("must be 1 to {MAX_ID_CHARS} characters, got {chars}")));
+        return Err(fault(
+            "id",
+            format!("must be 1 to {MAX_ID_CHARS} characters, got {chars}"),
+        ));
     }
-    if id.chars().any(|c| matches!(c as u32, 0x00..=0x1F | 0x7F..=0x9F)) {
+    if id
+        .chars()
+        .any(|c| matches!(c as u32, 0x00..=0x1F | 0x7F..=0x9F))
+    {
         return Err(fault("id", "must not contain control characters"));
     }
     let kind = f.text("type")?;
@@ -405,12 +497,21 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
     Ok(match kind {
         "user.upserted" => {
             let u = f.required_object("user")?;
-            Body::UserUpserted { user_id: u.id("id")?, name: u.text("name")?, team_id: u.opt_id("team_id")? }
+            Body::UserUpserted {
+                user_id: u.id("id")?,
+                name: u.text("name")?,
+                team_id: u.opt_id("team_id")?,
+            }
         }
-        "user.deleted" => Body::UserDeleted { user_id: f.id("user_id")? },
+        "user.deleted" => Body::UserDeleted {
+            user_id: f.id("user_id")?,
+        },
         "team.upserted" => {
             let t = f.required_object("team")?;
-            Body::TeamUpserted { team_id: t.id("id")?, name: t.text("name")? }
+            Body::TeamUpserted {
+                team_id: t.id("id")?,
+                name: t.text("name")?,
+            }
         }
         "channel.upserted" => {
             let c = f.required_object("channel")?;
@@ -420,21 +521,33 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
                 kind: c.enumerated("kind", ChannelKind::from_wire, ChannelKind::expected)?,
             }
         }
-        "channel.deleted" => Body::ChannelDeleted { channel_id: f.id("channel_id")? },
+        "channel.deleted" => Body::ChannelDeleted {
+            channel_id: f.id("channel_id")?,
+        },
         "contact.added" => {
             let c = f.required_object("contact")?;
             Body::ContactAdded {
                 contact_id: c.id("id")?,
                 name: c.text("name")?,
-                source: f.enumerated("source", ContactSource::from_wire, ContactSource::expected)?,
+                source: f.enumerated(
+                    "source",
+                    ContactSource::from_wire,
+                    ContactSource::expected,
+                )?,
                 user_id: f.opt_id("user_id")?,
             }
         }
         "contact.updated" => {
             let c = f.required_object("contact")?;
-            Body::ContactUpdated { contact_id: c.id("id")?, name: c.text("name")? }
+            Body::ContactUpdated {
+                contact_id: c.id("id")?,
+                name: c.text("name")?,
+            }
         }
-        "contact.deleted" => Body::ContactDeleted { contact_id: f.id("contact_id")?, user_id: f.id("user_id")? },
+        "contact.deleted" => Body::ContactDeleted {
+            contact_id: f.id("contact_id")?,
+            user_id: f.id("user_id")?,
+        },
         "contact.merged" => Body::ContactMerged {
             primary_contact_id: f.id("primary_contact_id")?,
             merged_contact_id: f.id("merged_contact_id")?,
@@ -456,7 +569,10 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
         },
         "contact.assigned" => {
             if !f.obj.contains_key("assignee_id") {
-                return Err(fault("assignee_id", "required field is missing (use null to unassign)"));
+                return Err(fault(
+                    "assignee_id",
+                    "required field is missing (use null to unassign)",
+                ));
             }
             Body::ContactAssigned {
                 contact_id: f.id("contact_id")?,
@@ -472,20 +588,35 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
             content: content(f)?,
         },
         "message.sent" => {
-            let message_type = f.enumerated("message_type", MessageType::from_wire, MessageType::expected)?;
+            let message_type = f.enumerated(
+                "message_type",
+                MessageType::from_wire,
+                MessageType::expected,
+            )?;
             let broadcast = match f.object("broadcast")? {
                 None => None,
-                Some(b) => Some(Broadcast { id: b.id("id")?, name: b.text("name")? }),
+                Some(b) => Some(Broadcast {
+                    id: b.id("id")?,
+                    name: b.text("name")?,
+                }),
             };
             let subtype = non_empty(f.opt_str("subtype")?);
             Body::MessageSent {
                 message_id: f.id("message_id")?,
                 contact_id: f.id("contact_id")?,
                 channel_id: f.id("channel_id")?,
-                source: f.enumerated("source", MessageSource::from_wire, MessageSource::expected)?,
+                source: f.enumerated(
+                    "source",
+                    MessageSource::from_wire,
+                    MessageSource::expected,
+                )?,
                 user_id: f.opt_id("user_id")?,
                 // A session message has no subtype (SPEC §2.2): it is dropped here.
-                subtype: if message_type == MessageType::Session { None } else { subtype },
+                subtype: if message_type == MessageType::Session {
+                    None
+                } else {
+                    subtype
+                },
                 message_type,
                 broadcast,
                 content: content(f)?,
@@ -493,7 +624,11 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
         }
         "message.status" => Body::MessageStatus {
             message_id: f.id("message_id")?,
-            status: f.enumerated("status", DeliveryStatus::from_wire, DeliveryStatus::expected)?,
+            status: f.enumerated(
+                "status",
+                DeliveryStatus::from_wire,
+                DeliveryStatus::expected,
+            )?,
             error: f.opt_str("error")?.map(str::to_string),
         },
         _ => unreachable!("type checked against EVENT_TYPES"),
@@ -519,7 +654,12 @@ mod tests {
         let e = parse(SENT).unwrap();
         assert_eq!(e.id, "e1");
         match e.body {
-            Body::MessageSent { source, subtype, message_type, .. } => {
+            Body::MessageSent {
+                source,
+                subtype,
+                message_type,
+                ..
+            } => {
                 assert_eq!(source, MessageSource::User);
                 assert_eq!(message_type, MessageType::Session);
                 assert_eq!(subtype, None, "a session message's subtype is dropped");
@@ -533,7 +673,9 @@ mod tests {
         let e = err(r#"{"id": "e1", "type": "#);
         assert_eq!((e.line, e.index, e.id.as_deref()), (3, 2, None));
         assert!(e.reason.contains("not valid JSON"), "{}", e.reason);
-        assert!(e.to_string().starts_with("line 3 (event 2): not valid JSON"));
+        assert!(e
+            .to_string()
+            .starts_with("line 3 (event 2): not valid JSON"));
     }
 
     #[test]
@@ -547,7 +689,10 @@ mod tests {
         let e = err(r#"{"id":"e9","type":"message.edited","at":"2026-11-03T09:15:27Z"}"#);
         assert_eq!(e.id.as_deref(), Some("e9"));
         assert_eq!(e.field.as_deref(), Some("type"));
-        assert_eq!(e.to_string(), r#"line 3 (event 2, id "e9"): field type: unknown event type "message.edited""#);
+        assert_eq!(
+            e.to_string(),
+            r#"line 3 (event 2, id "e9"): field type: unknown event type "message.edited""#
+        );
     }
 
     #[test]
@@ -557,14 +702,22 @@ mod tests {
         let e = err(&SENT.replace(r#""channel_id":"wa""#, r#""channel_id":null"#));
         assert_eq!(e.field.as_deref(), Some("channel_id"));
         assert!(e.reason.contains("missing"));
-        let e = err(r#"{"id":"a1","type":"contact.assigned","at":"2026-11-03T09:15:27Z","contact_id":"c","source":"bot"}"#);
+        let e = err(
+            r#"{"id":"a1","type":"contact.assigned","at":"2026-11-03T09:15:27Z","contact_id":"c","source":"bot"}"#,
+        );
         assert_eq!(e.field.as_deref(), Some("assignee_id"));
     }
 
     #[test]
     fn null_assignee_is_an_unassignment() {
         let e = parse(r#"{"id":"a1","type":"contact.assigned","at":"2026-11-03T09:15:27Z","contact_id":"c","assignee_id":null,"source":"bot"}"#).unwrap();
-        assert!(matches!(e.body, Body::ContactAssigned { assignee_id: None, .. }));
+        assert!(matches!(
+            e.body,
+            Body::ContactAssigned {
+                assignee_id: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -594,11 +747,28 @@ mod tests {
 
     #[test]
     fn ids_are_bounded_and_free_of_control_characters() {
-        assert_eq!(err(&SENT.replace(r#""id":"e1""#, r#""id":"""#)).field.as_deref(), Some("id"));
+        assert_eq!(
+            err(&SENT.replace(r#""id":"e1""#, r#""id":"""#))
+                .field
+                .as_deref(),
+            Some("id")
+        );
         let long = "é".repeat(129);
-        assert_eq!(err(&SENT.replace(r#""id":"e1""#, &format!(r#""id":"{long}""#))).field.as_deref(), Some("id"));
-        assert!(parse(&SENT.replace(r#""id":"e1""#, &format!(r#""id":"{}""#, "é".repeat(128)))).is_ok());
-        assert_eq!(err(&SENT.replace(r#""id":"e1""#, r#""id":"a\u0085b""#)).field.as_deref(), Some("id"));
+        assert_eq!(
+            err(&SENT.replace(r#""id":"e1""#, &format!(r#""id":"{long}""#)))
+                .field
+                .as_deref(),
+            Some("id")
+        );
+        assert!(
+            parse(&SENT.replace(r#""id":"e1""#, &format!(r#""id":"{}""#, "é".repeat(128)))).is_ok()
+        );
+        assert_eq!(
+            err(&SENT.replace(r#""id":"e1""#, r#""id":"a\u0085b""#))
+                .field
+                .as_deref(),
+            Some("id")
+        );
     }
 
     #[test]
@@ -606,15 +776,29 @@ mod tests {
         let e = err(&SENT.replace(r#""text":"hi""#, r#""text":5"#));
         assert_eq!(e.field.as_deref(), Some("content.text"));
         let ok = parse(&SENT.replace(r#""text":"hi""#, r#""text":"""#)).unwrap();
-        let Body::MessageSent { content, .. } = ok.body else { panic!() };
+        let Body::MessageSent { content, .. } = ok.body else {
+            panic!()
+        };
         assert_eq!(content.display(), "");
-        assert_eq!(Content { kind: ContentType::Image, text: None }.display(), "[image]");
+        assert_eq!(
+            Content {
+                kind: ContentType::Image,
+                text: None
+            }
+            .display(),
+            "[image]"
+        );
     }
 
     #[test]
     fn empty_category_and_subtype_count_as_missing() {
         let e = parse(r#"{"id":"c","type":"conversation.closed","at":"2026-11-03T09:15:27Z","conversation_id":"cv","source":"bot","category":"","summary":""}"#).unwrap();
-        let Body::ConversationClosed { category, summary, .. } = e.body else { panic!() };
+        let Body::ConversationClosed {
+            category, summary, ..
+        } = e.body
+        else {
+            panic!()
+        };
         assert_eq!(category, None);
         assert_eq!(summary.as_deref(), Some(""));
     }
@@ -622,9 +806,17 @@ mod tests {
     #[test]
     fn ranks_follow_the_spec_order() {
         let order = [
-            "user.upserted", "contact.added", "contact.updated", "conversation.opened",
-            "contact.assigned", "message.received", "message.sent", "message.status",
-            "conversation.closed", "contact.merged", "contact.deleted",
+            "user.upserted",
+            "contact.added",
+            "contact.updated",
+            "conversation.opened",
+            "contact.assigned",
+            "message.received",
+            "message.sent",
+            "message.status",
+            "conversation.closed",
+            "contact.merged",
+            "contact.deleted",
         ];
         let ranks: Vec<u8> = order.iter().map(|t| rank_of(t)).collect();
         assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{ranks:?}");
@@ -632,17 +824,78 @@ mod tests {
 
     fn rank_of(t: &str) -> u8 {
         let body = match t {
-            "user.upserted" => Body::UserUpserted { user_id: "u".into(), name: "n".into(), team_id: None },
-            "contact.added" => Body::ContactAdded { contact_id: "c".into(), name: "".into(), source: ContactSource::User, user_id: None },
-            "contact.updated" => Body::ContactUpdated { contact_id: "c".into(), name: "".into() },
-            "conversation.opened" => Body::ConversationOpened { conversation_id: "v".into(), contact_id: "c".into(), source: OpenSource::User, channel_id: None, user_id: None },
-            "contact.assigned" => Body::ContactAssigned { contact_id: "c".into(), assignee_id: None, source: AssignSource::Bot, by_user_id: None },
-            "message.received" => Body::MessageReceived { message_id: "m".into(), contact_id: "c".into(), channel_id: "w".into(), content: Content { kind: ContentType::Text, text: None } },
-            "message.sent" => Body::MessageSent { message_id: "m".into(), contact_id: "c".into(), channel_id: "w".into(), source: MessageSource::Bot, user_id: None, message_type: MessageType::Session, subtype: None, broadcast: None, content: Content { kind: ContentType::Text, text: None } },
-            "message.status" => Body::MessageStatus { message_id: "m".into(), status: DeliveryStatus::Read, error: None },
-            "conversation.closed" => Body::ConversationClosed { conversation_id: "v".into(), source: CloseSource::Bot, user_id: None, category: None, summary: None },
-            "contact.merged" => Body::ContactMerged { primary_contact_id: "a".into(), merged_contact_id: "b".into(), user_id: "u".into() },
-            "contact.deleted" => Body::ContactDeleted { contact_id: "c".into(), user_id: "u".into() },
+            "user.upserted" => Body::UserUpserted {
+                user_id: "u".into(),
+                name: "n".into(),
+                team_id: None,
+            },
+            "contact.added" => Body::ContactAdded {
+                contact_id: "c".into(),
+                name: "".into(),
+                source: ContactSource::User,
+                user_id: None,
+            },
+            "contact.updated" => Body::ContactUpdated {
+                contact_id: "c".into(),
+                name: "".into(),
+            },
+            "conversation.opened" => Body::ConversationOpened {
+                conversation_id: "v".into(),
+                contact_id: "c".into(),
+                source: OpenSource::User,
+                channel_id: None,
+                user_id: None,
+            },
+            "contact.assigned" => Body::ContactAssigned {
+                contact_id: "c".into(),
+                assignee_id: None,
+                source: AssignSource::Bot,
+                by_user_id: None,
+            },
+            "message.received" => Body::MessageReceived {
+                message_id: "m".into(),
+                contact_id: "c".into(),
+                channel_id: "w".into(),
+                content: Content {
+                    kind: ContentType::Text,
+                    text: None,
+                },
+            },
+            "message.sent" => Body::MessageSent {
+                message_id: "m".into(),
+                contact_id: "c".into(),
+                channel_id: "w".into(),
+                source: MessageSource::Bot,
+                user_id: None,
+                message_type: MessageType::Session,
+                subtype: None,
+                broadcast: None,
+                content: Content {
+                    kind: ContentType::Text,
+                    text: None,
+                },
+            },
+            "message.status" => Body::MessageStatus {
+                message_id: "m".into(),
+                status: DeliveryStatus::Read,
+                error: None,
+            },
+            "conversation.closed" => Body::ConversationClosed {
+                conversation_id: "v".into(),
+                source: CloseSource::Bot,
+                user_id: None,
+                category: None,
+                summary: None,
+            },
+            "contact.merged" => Body::ContactMerged {
+                primary_contact_id: "a".into(),
+                merged_contact_id: "b".into(),
+                user_id: "u".into(),
+            },
+            "contact.deleted" => Body::ContactDeleted {
+                contact_id: "c".into(),
+                user_id: "u".into(),
+            },
             _ => unreachable!(),
         };
         assert_eq!(body.type_name(), t);

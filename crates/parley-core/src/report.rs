@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::enums::{AssignSource, CloseSource, ContactSource, ContactType, MessageSource, MessageType, OpenSource};
+use crate::enums::{
+    AssignSource, CloseSource, ContactSource, ContactType, MessageSource, MessageType, OpenSource,
+};
 
 /// One of the four reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,8 +17,12 @@ pub enum Report {
 }
 
 impl Report {
-    pub const ALL: &'static [Report] =
-        &[Report::Conversations, Report::Messages, Report::Contacts, Report::Assignments];
+    pub const ALL: &'static [Report] = &[
+        Report::Conversations,
+        Report::Messages,
+        Report::Contacts,
+        Report::Assignments,
+    ];
 
     pub fn wire(self) -> &'static str {
         match self {
@@ -35,9 +41,23 @@ impl Report {
     pub fn filters(self) -> &'static [&'static str] {
         match self {
             Report::Conversations => CONVERSATION_FILTERS,
-            Report::Messages => &["channel", "contact", "source", "type", "team", "user", "broadcast"],
+            Report::Messages => &[
+                "channel",
+                "contact",
+                "source",
+                "type",
+                "team",
+                "user",
+                "broadcast",
+            ],
             Report::Contacts => &["channel", "user", "source", "contact"],
-            Report::Assignments => &["source", "assignee", "assigned_by", "contact", "conversation"],
+            Report::Assignments => &[
+                "source",
+                "assignee",
+                "assigned_by",
+                "contact",
+                "conversation",
+            ],
         }
     }
 
@@ -80,12 +100,32 @@ const CONVERSATION_FILTERS: &[&str] = &[
     "contact",
     "conversation",
 ];
-const OPENED_FILTERS: &[&str] = &["opened_channel", "opened_source", "contact_type", "contact", "conversation"];
+const OPENED_FILTERS: &[&str] = &[
+    "opened_channel",
+    "opened_source",
+    "contact_type",
+    "contact",
+    "conversation",
+];
 const INCOMING_FILTERS: &[&str] = &["channel", "contact"];
-const OUTGOING_FILTERS: &[&str] = &["channel", "contact", "source", "type", "team", "user", "broadcast"];
+const OUTGOING_FILTERS: &[&str] = &[
+    "channel",
+    "contact",
+    "source",
+    "type",
+    "team",
+    "user",
+    "broadcast",
+];
 const ACTIVITY_FILTERS: &[&str] = &["user", "source", "contact"];
 const CONNECTED_FILTERS: &[&str] = &["channel", "user", "source", "contact"];
-const ASSIGNMENT_FILTERS: &[&str] = &["source", "assignee", "assigned_by", "contact", "conversation"];
+const ASSIGNMENT_FILTERS: &[&str] = &[
+    "source",
+    "assignee",
+    "assigned_by",
+    "contact",
+    "conversation",
+];
 
 /// A set of fact rows that components count, each row with its own timestamp (SPEC §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,29 +201,92 @@ const fn c(id: &'static str, shape: Shape, accepts: &'static [&'static str]) -> 
 
 const CONVERSATION_COMPONENTS: &[Component] = &[
     c("opened", Shape::Metric(Dataset::Opened), OPENED_FILTERS),
-    c("closed", Shape::Metric(Dataset::Closed), CONVERSATION_FILTERS),
+    c(
+        "closed",
+        Shape::Metric(Dataset::Closed),
+        CONVERSATION_FILTERS,
+    ),
     c(
         "open_vs_closed",
-        Shape::Bar(&[("opened", "Opened", Dataset::Opened), ("closed", "Closed", Dataset::Closed)]),
+        Shape::Bar(&[
+            ("opened", "Opened", Dataset::Opened),
+            ("closed", "Closed", Dataset::Closed),
+        ]),
         OPENED_FILTERS,
     ),
-    c("opened_heatmap", Shape::Heatmap(Dataset::Opened), OPENED_FILTERS),
-    c("closed_heatmap", Shape::Heatmap(Dataset::Closed), CONVERSATION_FILTERS),
-    c("opened_by_contact_type", Shape::Breakdown(Dataset::Opened, Key::ContactType), OPENED_FILTERS),
-    c("opened_by_source", Shape::Breakdown(Dataset::Opened, Key::OpenedSource), OPENED_FILTERS),
-    c("opened_by_channel", Shape::Breakdown(Dataset::Opened, Key::OpenedChannel), OPENED_FILTERS),
-    c("closed_by_category", Shape::Breakdown(Dataset::Closed, Key::Category), CONVERSATION_FILTERS),
-    c("closed_by_source", Shape::Breakdown(Dataset::Closed, Key::ClosedSource), CONVERSATION_FILTERS),
-    c("closed_by_contact_type", Shape::Breakdown(Dataset::Closed, Key::ContactType), CONVERSATION_FILTERS),
+    c(
+        "opened_heatmap",
+        Shape::Heatmap(Dataset::Opened),
+        OPENED_FILTERS,
+    ),
+    c(
+        "closed_heatmap",
+        Shape::Heatmap(Dataset::Closed),
+        CONVERSATION_FILTERS,
+    ),
+    c(
+        "opened_by_contact_type",
+        Shape::Breakdown(Dataset::Opened, Key::ContactType),
+        OPENED_FILTERS,
+    ),
+    c(
+        "opened_by_source",
+        Shape::Breakdown(Dataset::Opened, Key::OpenedSource),
+        OPENED_FILTERS,
+    ),
+    c(
+        "opened_by_channel",
+        Shape::Breakdown(Dataset::Opened, Key::OpenedChannel),
+        OPENED_FILTERS,
+    ),
+    c(
+        "closed_by_category",
+        Shape::Breakdown(Dataset::Closed, Key::Category),
+        CONVERSATION_FILTERS,
+    ),
+    c(
+        "closed_by_source",
+        Shape::Breakdown(Dataset::Closed, Key::ClosedSource),
+        CONVERSATION_FILTERS,
+    ),
+    c(
+        "closed_by_contact_type",
+        Shape::Breakdown(Dataset::Closed, Key::ContactType),
+        CONVERSATION_FILTERS,
+    ),
 ];
 
 const MESSAGE_COMPONENTS: &[Component] = &[
-    c("incoming_by_channel", Shape::Breakdown(Dataset::Incoming, Key::Channel), INCOMING_FILTERS),
-    c("outgoing_by_channel", Shape::Breakdown(Dataset::Outgoing, Key::Channel), OUTGOING_FILTERS),
-    c("outgoing_by_source", Shape::Breakdown(Dataset::Outgoing, Key::MessageSource), OUTGOING_FILTERS),
-    c("outgoing_by_type", Shape::Breakdown(Dataset::Outgoing, Key::MessageType), OUTGOING_FILTERS),
-    c("outgoing_by_subtype", Shape::Breakdown(Dataset::Tagged, Key::Subtype), OUTGOING_FILTERS),
-    c("delivery", Shape::Line(Dataset::Outgoing, Key::Status), OUTGOING_FILTERS),
+    c(
+        "incoming_by_channel",
+        Shape::Breakdown(Dataset::Incoming, Key::Channel),
+        INCOMING_FILTERS,
+    ),
+    c(
+        "outgoing_by_channel",
+        Shape::Breakdown(Dataset::Outgoing, Key::Channel),
+        OUTGOING_FILTERS,
+    ),
+    c(
+        "outgoing_by_source",
+        Shape::Breakdown(Dataset::Outgoing, Key::MessageSource),
+        OUTGOING_FILTERS,
+    ),
+    c(
+        "outgoing_by_type",
+        Shape::Breakdown(Dataset::Outgoing, Key::MessageType),
+        OUTGOING_FILTERS,
+    ),
+    c(
+        "outgoing_by_subtype",
+        Shape::Breakdown(Dataset::Tagged, Key::Subtype),
+        OUTGOING_FILTERS,
+    ),
+    c(
+        "delivery",
+        Shape::Line(Dataset::Outgoing, Key::Status),
+        OUTGOING_FILTERS,
+    ),
 ];
 
 const CONTACT_COMPONENTS: &[Component] = &[
@@ -199,8 +302,16 @@ const CONTACT_COMPONENTS: &[Component] = &[
         ]),
         ACTIVITY_FILTERS,
     ),
-    c("added_by_source", Shape::Breakdown(Dataset::Added, Key::ContactSource), ACTIVITY_FILTERS),
-    c("connected_by_channel", Shape::Breakdown(Dataset::Connected, Key::Channel), CONNECTED_FILTERS),
+    c(
+        "added_by_source",
+        Shape::Breakdown(Dataset::Added, Key::ContactSource),
+        ACTIVITY_FILTERS,
+    ),
+    c(
+        "connected_by_channel",
+        Shape::Breakdown(Dataset::Connected, Key::Channel),
+        CONNECTED_FILTERS,
+    ),
 ];
 
 const ASSIGNMENT_COMPONENTS: &[Component] = &[c(
@@ -398,11 +509,19 @@ pub enum FilterError {
     #[error("filter {0:?} has no '=': expected NAME=VALUE")]
     NoEquals(String),
     #[error("unknown filter {name:?} for the {report} report (expected one of {expected})")]
-    UnknownName { name: String, report: &'static str, expected: String },
+    UnknownName {
+        name: String,
+        report: &'static str,
+        expected: String,
+    },
     #[error("filter {0:?} has an empty value")]
     EmptyValue(String),
     #[error("filter {name}: unknown value {value:?} (expected one of {expected}, or -)")]
-    BadValue { name: String, value: String, expected: String },
+    BadValue {
+        name: String,
+        value: String,
+        expected: String,
+    },
 }
 
 fn enum_values(report: Report, name: &str) -> Option<Vec<&'static str>> {
@@ -435,7 +554,9 @@ impl Filters {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for arg in args {
             let arg = arg.as_ref();
-            let (name, value) = arg.split_once('=').ok_or_else(|| FilterError::NoEquals(arg.to_string()))?;
+            let (name, value) = arg
+                .split_once('=')
+                .ok_or_else(|| FilterError::NoEquals(arg.to_string()))?;
             if !report.filters().contains(&name) {
                 return Err(FilterError::UnknownName {
                     name: name.to_string(),
@@ -470,7 +591,10 @@ impl Filters {
 
     /// The first filter that `accepts` lacks.
     pub fn first_not_applicable(&self, accepts: &[&str]) -> Option<&str> {
-        self.0.keys().map(String::as_str).find(|k| !accepts.contains(k))
+        self.0
+            .keys()
+            .map(String::as_str)
+            .find(|k| !accepts.contains(k))
     }
 }
 
@@ -480,7 +604,11 @@ mod tests {
 
     #[test]
     fn filters_sort_names_and_dedupe_values_in_first_order() {
-        let f = Filters::parse(Report::Messages, &["user=u2", "channel=wa", "user=u1", "user=u2"]).unwrap();
+        let f = Filters::parse(
+            Report::Messages,
+            &["user=u2", "channel=wa", "user=u1", "user=u2"],
+        )
+        .unwrap();
         let got: Vec<_> = f.0.iter().collect();
         assert_eq!(got.len(), 2);
         assert_eq!(f.0["channel"], vec!["wa"]);
@@ -490,12 +618,28 @@ mod tests {
 
     #[test]
     fn bad_filters_are_refused() {
-        assert!(matches!(Filters::parse(Report::Messages, &["channel"]), Err(FilterError::NoEquals(_))));
-        assert!(matches!(Filters::parse(Report::Messages, &["category=x"]), Err(FilterError::UnknownName { .. })));
-        assert!(matches!(Filters::parse(Report::Messages, &["channel="]), Err(FilterError::EmptyValue(_))));
-        assert!(matches!(Filters::parse(Report::Messages, &["source=robot"]), Err(FilterError::BadValue { .. })));
+        assert!(matches!(
+            Filters::parse(Report::Messages, &["channel"]),
+            Err(FilterError::NoEquals(_))
+        ));
+        assert!(matches!(
+            Filters::parse(Report::Messages, &["category=x"]),
+            Err(FilterError::UnknownName { .. })
+        ));
+        assert!(matches!(
+            Filters::parse(Report::Messages, &["channel="]),
+            Err(FilterError::EmptyValue(_))
+        ));
+        assert!(matches!(
+            Filters::parse(Report::Messages, &["source=robot"]),
+            Err(FilterError::BadValue { .. })
+        ));
         assert!(Filters::parse(Report::Messages, &["source=-"]).is_ok());
-        assert!(Filters::parse(Report::Contacts, &["source=incoming_message", "source=broadcast"]).is_ok());
+        assert!(Filters::parse(
+            Report::Contacts,
+            &["source=incoming_message", "source=broadcast"]
+        )
+        .is_ok());
         assert!(Filters::parse(Report::Assignments, &["source=blocked"]).is_err());
         assert!(Filters::parse(Report::Conversations, &["contact_type=vip"]).is_err());
     }
@@ -503,14 +647,23 @@ mod tests {
     #[test]
     fn section5_applicability_table() {
         let f = Filters::parse(Report::Conversations, &["category=Sales"]).unwrap();
-        let by_id = |id: &str| Report::Conversations.components().iter().find(|c| c.id == id).unwrap();
+        let by_id = |id: &str| {
+            Report::Conversations
+                .components()
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap()
+        };
         assert!(!f.applicable(by_id("opened").accepts));
         assert!(!f.applicable(by_id("open_vs_closed").accepts));
         assert!(f.applicable(by_id("closed").accepts));
         assert!(f.applicable(Log::Conversations.accepts()));
         let f = Filters::parse(Report::Messages, &["source=user"]).unwrap();
         assert!(!f.applicable(Log::Incoming.accepts()));
-        assert_eq!(f.first_not_applicable(Log::Incoming.accepts()), Some("source"));
+        assert_eq!(
+            f.first_not_applicable(Log::Incoming.accepts()),
+            Some("source")
+        );
         let f = Filters::parse(Report::Contacts, &["channel=wa"]).unwrap();
         assert!(!f.applicable(Report::Contacts.components()[0].accepts));
         assert!(f.applicable(Log::Connected.accepts()));
@@ -522,18 +675,40 @@ mod tests {
         assert_eq!(
             ids(Report::Conversations),
             [
-                "opened", "closed", "open_vs_closed", "opened_heatmap", "closed_heatmap",
-                "opened_by_contact_type", "opened_by_source", "opened_by_channel",
-                "closed_by_category", "closed_by_source", "closed_by_contact_type"
+                "opened",
+                "closed",
+                "open_vs_closed",
+                "opened_heatmap",
+                "closed_heatmap",
+                "opened_by_contact_type",
+                "opened_by_source",
+                "opened_by_channel",
+                "closed_by_category",
+                "closed_by_source",
+                "closed_by_contact_type"
             ]
         );
         assert_eq!(
             ids(Report::Messages),
-            ["incoming_by_channel", "outgoing_by_channel", "outgoing_by_source", "outgoing_by_type", "outgoing_by_subtype", "delivery"]
+            [
+                "incoming_by_channel",
+                "outgoing_by_channel",
+                "outgoing_by_source",
+                "outgoing_by_type",
+                "outgoing_by_subtype",
+                "delivery"
+            ]
         );
         assert_eq!(
             ids(Report::Contacts),
-            ["added", "deleted", "merged", "added_vs_deleted_vs_merged", "added_by_source", "connected_by_channel"]
+            [
+                "added",
+                "deleted",
+                "merged",
+                "added_vs_deleted_vs_merged",
+                "added_by_source",
+                "connected_by_channel"
+            ]
         );
         assert_eq!(ids(Report::Assignments), ["assignments_by_source"]);
         assert_eq!(Log::Conversations.columns().len(), 30);

@@ -80,7 +80,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Instant, TimestampError> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(part.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        Some(
+            part.iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')),
+        )
     };
     let expect = |at: usize, c: u8| b.get(at) == Some(&c);
     let year = digits(0, 4).ok_or_else(|| err("bad year"))?;
@@ -93,8 +96,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Instant, TimestampError> {
         return Err(err("expected 'T' between date and time"));
     }
     let hour = digits(11, 2).ok_or_else(|| err("bad hour"))?;
-    let minute = (expect(13, b':').then(|| digits(14, 2)).flatten()).ok_or_else(|| err("bad minute"))?;
-    let second = (expect(16, b':').then(|| digits(17, 2)).flatten()).ok_or_else(|| err("bad second"))?;
+    let minute =
+        (expect(13, b':').then(|| digits(14, 2)).flatten()).ok_or_else(|| err("bad minute"))?;
+    let second =
+        (expect(16, b':').then(|| digits(17, 2)).flatten()).ok_or_else(|| err("bad second"))?;
     let mut i = 19;
     let mut micros = 0i64;
     if b.get(i) == Some(&b'.') {
@@ -138,7 +143,9 @@ pub fn parse_rfc3339(s: &str) -> Result<Instant, TimestampError> {
     }
     let date = Date::new(year as i16, month as i8, day as i8).map_err(|_| err("no such day"))?;
     let dt = date.at(hour as i8, minute as i8, second as i8, 0);
-    let base = Offset::UTC.to_timestamp(dt).map_err(|_| err("out of range"))?;
+    let base = Offset::UTC
+        .to_timestamp(dt)
+        .map_err(|_| err("out of range"))?;
     let total = base.as_microsecond() + micros - offset_secs * MICROS;
     Timestamp::from_microsecond(total).map_err(|_| err("out of range"))?;
     Ok(Instant(total))
@@ -212,7 +219,10 @@ impl Preset {
             Preset::Last30Days => (back(29), today),
             Preset::ThisMonth => (today.first_of_month(), today),
             Preset::LastMonth => {
-                let last = today.first_of_month().checked_sub(1.day()).expect("in range");
+                let last = today
+                    .first_of_month()
+                    .checked_sub(1.day())
+                    .expect("in range");
                 (last.first_of_month(), last)
             }
         }
@@ -438,7 +448,10 @@ mod tests {
 
     #[test]
     fn rfc3339_accepts_either_case_and_truncates_to_micros() {
-        assert_eq!(at("2026-11-03T09:15:27.120+01:00"), at("2026-11-03t08:15:27.12z"));
+        assert_eq!(
+            at("2026-11-03T09:15:27.120+01:00"),
+            at("2026-11-03t08:15:27.12z")
+        );
         assert_eq!(
             at("2025-10-01T00:45:55.984000282+14:00").0 % MICROS,
             984_000,
@@ -492,29 +505,60 @@ mod tests {
         assert_eq!(r.start.format_utc(), "2026-11-02T18:30:00Z");
         assert_eq!(r.buckets()[0].label, "2026-11-03T00:00+05:30");
         assert_eq!(r.buckets().len(), 24);
-        assert_eq!(at("2026-11-02T18:30:00Z").format_local(&r.tz), "2026-11-03T00:00:00+05:30");
+        assert_eq!(
+            at("2026-11-02T18:30:00Z").format_local(&r.tz),
+            "2026-11-03T00:00:00+05:30"
+        );
     }
 
     #[test]
     fn utc_formats_as_plus_zero() {
-        assert_eq!(at("2026-11-03T09:15:27.9Z").format_local(&tz("UTC")), "2026-11-03T09:15:27+00:00");
+        assert_eq!(
+            at("2026-11-03T09:15:27.9Z").format_local(&tz("UTC")),
+            "2026-11-03T09:15:27+00:00"
+        );
     }
 
     #[test]
     fn bucket_kind_follows_range_length() {
         let z = tz("UTC");
         let d = |s| parse_date(s).unwrap();
-        assert_eq!(Range::custom(d("2026-01-01"), d("2026-01-02"), &z).unwrap().bucket, BucketKind::Hour);
-        assert_eq!(Range::custom(d("2026-01-01"), d("2026-01-03"), &z).unwrap().bucket, BucketKind::Day);
-        assert_eq!(Range::custom(d("2026-01-01"), d("2026-04-02"), &z).unwrap().bucket, BucketKind::Day);
-        assert_eq!(Range::custom(d("2026-01-01"), d("2026-04-03"), &z).unwrap().bucket, BucketKind::Week);
+        assert_eq!(
+            Range::custom(d("2026-01-01"), d("2026-01-02"), &z)
+                .unwrap()
+                .bucket,
+            BucketKind::Hour
+        );
+        assert_eq!(
+            Range::custom(d("2026-01-01"), d("2026-01-03"), &z)
+                .unwrap()
+                .bucket,
+            BucketKind::Day
+        );
+        assert_eq!(
+            Range::custom(d("2026-01-01"), d("2026-04-02"), &z)
+                .unwrap()
+                .bucket,
+            BucketKind::Day
+        );
+        assert_eq!(
+            Range::custom(d("2026-01-01"), d("2026-04-03"), &z)
+                .unwrap()
+                .bucket,
+            BucketKind::Week
+        );
         assert!(Range::custom(d("2026-01-02"), d("2026-01-01"), &z).is_err());
     }
 
     #[test]
     fn week_buckets_are_iso_weeks_clipped_to_the_range() {
         let z = tz("Europe/Madrid");
-        let r = Range::custom(parse_date("2025-08-01").unwrap(), parse_date("2025-11-08").unwrap(), &z).unwrap();
+        let r = Range::custom(
+            parse_date("2025-08-01").unwrap(),
+            parse_date("2025-11-08").unwrap(),
+            &z,
+        )
+        .unwrap();
         let b = r.buckets();
         assert_eq!(b.first().unwrap().label, "2025-W31");
         assert_eq!(b.last().unwrap().label, "2025-W45");
@@ -528,9 +572,15 @@ mod tests {
         let z = tz("Europe/Madrid");
         let now = at("2025-10-27T11:55:05+01:00");
         let r = Range::preset(Preset::Last30Days, now, &z);
-        assert_eq!((r.from.to_string(), r.to.to_string()), ("2025-09-28".into(), "2025-10-27".into()));
+        assert_eq!(
+            (r.from.to_string(), r.to.to_string()),
+            ("2025-09-28".into(), "2025-10-27".into())
+        );
         let r = Range::preset(Preset::LastMonth, now, &z);
-        assert_eq!((r.from.to_string(), r.to.to_string()), ("2025-09-01".into(), "2025-09-30".into()));
+        assert_eq!(
+            (r.from.to_string(), r.to.to_string()),
+            ("2025-09-01".into(), "2025-09-30".into())
+        );
         let r = Range::preset(Preset::ThisMonth, now, &z);
         assert_eq!(r.from.to_string(), "2025-10-01");
         // 23:30 UTC is already tomorrow in Madrid.
@@ -546,7 +596,10 @@ mod tests {
         // Sunday 2025-10-26, both 02:xx hours of the fall-back land in column 2.
         assert_eq!(heatmap_cell(at("2025-10-26T02:30:00+02:00"), &z), (6, 2));
         assert_eq!(heatmap_cell(at("2025-10-26T02:30:00+01:00"), &z), (6, 2));
-        assert_eq!(heatmap_cell(at("2026-11-02T18:29:59Z"), &tz("Asia/Kolkata")), (0, 23));
+        assert_eq!(
+            heatmap_cell(at("2026-11-02T18:29:59Z"), &tz("Asia/Kolkata")),
+            (0, 23)
+        );
     }
 
     #[test]

@@ -49,12 +49,19 @@ pub(crate) fn ingest(
     )?;
     derive_touched(conn, ws)?;
     let directory_changed: i64 =
-        conn.query_row("SELECT count(*) FROM stage_new WHERE rank = 0", [], |r| r.get(0))?;
+        conn.query_row("SELECT count(*) FROM stage_new WHERE rank = 0", [], |r| {
+            r.get(0)
+        })?;
     if directory_changed > 0 {
         rebuild_user_teams(conn, ws)?;
     }
-    conn.execute_batch("DELETE FROM stage; DELETE FROM stage_new; DELETE FROM touched; DELETE FROM closure;")?;
-    Ok(IngestSummary { accepted, duplicates: total - accepted })
+    conn.execute_batch(
+        "DELETE FROM stage; DELETE FROM stage_new; DELETE FROM touched; DELETE FROM closure;",
+    )?;
+    Ok(IngestSummary {
+        accepted,
+        duplicates: total - accepted,
+    })
 }
 
 /// Validates every line into `stage`; the first invalid event aborts the batch.
@@ -122,17 +129,31 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 }
 
 fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    let events = load_events(conn, "SELECT body FROM events WHERE workspace = $1 AND rank = 0", ws)?;
+    let events = load_events(
+        conn,
+        "SELECT body FROM events WHERE workspace = $1 AND rank = 0",
+        ws,
+    )?;
     conn.execute("DELETE FROM user_teams WHERE workspace = $1", [ws])?;
     let mut app = conn.appender("user_teams")?;
     for s in team_spans(&events) {
-        app.append_row(params![ws, s.user_id, s.from.micros(), s.to.micros(), s.team_id])?;
+        app.append_row(params![
+            ws,
+            s.user_id,
+            s.from.micros(),
+            s.to.micros(),
+            s.team_id
+        ])?;
     }
     app.flush()?;
     Ok(())
 }
 
-pub(crate) fn load_events(conn: &Connection, sql: &str, ws: &str) -> Result<Vec<Event>, StoreError> {
+pub(crate) fn load_events(
+    conn: &Connection,
+    sql: &str,
+    ws: &str,
+) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
     let bodies = stmt.query_map([ws], |r| r.get::<_, String>(0))?;
     let mut events = Vec::new();
@@ -183,7 +204,8 @@ fn expand_closure(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 /// Re-derives the facts of every contact in `touched`, a chunk at a time.
 fn derive_touched(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     let touched: Vec<String> = {
-        let mut stmt = conn.prepare("SELECT DISTINCT contact_id FROM touched ORDER BY contact_id")?;
+        let mut stmt =
+            conn.prepare("SELECT DISTINCT contact_id FROM touched ORDER BY contact_id")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
@@ -218,7 +240,13 @@ fn derive_touched(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 }
 
 fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
-    for table in ["contacts", "conversations", "messages", "connections", "assignments"] {
+    for table in [
+        "contacts",
+        "conversations",
+        "messages",
+        "connections",
+        "assignments",
+    ] {
         conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE workspace = $1 AND contact_id IN (SELECT contact_id FROM closure)"
@@ -318,7 +346,15 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
     finish(app)?;
     let mut app = conn.appender("connections")?;
     for c in &f.connections {
-        app.append_row(params![ws, c.contact_id, c.channel_id, c.at.micros(), c.message_id, c.source, c.user_id])?;
+        app.append_row(params![
+            ws,
+            c.contact_id,
+            c.channel_id,
+            c.at.micros(),
+            c.message_id,
+            c.source,
+            c.user_id
+        ])?;
     }
     finish(app)?;
     let mut app = conn.appender("assignments")?;

@@ -55,7 +55,10 @@ pub enum StoreError {
     #[error("the {log} log has no {filter} dimension: filter not applicable")]
     FiltersNotApplicable { log: &'static str, filter: String },
     #[error("could not create data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("stored event {id:?} no longer parses: {reason}")]
     Corrupt { id: String, reason: String },
 }
@@ -76,11 +79,21 @@ pub trait Store {
     /// Recomputes every fact of the workspace from its event log.
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError>;
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError>;
-    fn log_page(&self, q: &Query, log: Log, page: u64, per_page: u64) -> Result<LogPage, StoreError>;
+    fn log_page(
+        &self,
+        q: &Query,
+        log: Log,
+        page: u64,
+        per_page: u64,
+    ) -> Result<LogPage, StoreError>;
     /// Streams every row of a log to `sink` as CSV fields (header excluded); returns the
     /// number of rows.
-    fn export(&self, q: &Query, log: Log, sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>)
-        -> Result<u64, StoreError>;
+    fn export(
+        &self,
+        q: &Query,
+        log: Log,
+        sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// The embedded DuckDB store.
@@ -94,8 +107,10 @@ pub const DB_FILE: &str = "parley.duckdb";
 impl DuckStore {
     /// Opens (creating if needed) the store in `dir`, applying pending migrations.
     pub fn open(dir: &Path) -> Result<DuckStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let conn = Connection::open(dir.join(DB_FILE))?;
         let store = DuckStore { conn };
         store.migrate()?;
@@ -104,20 +119,27 @@ impl DuckStore {
 
     /// An in-memory store, for tests.
     pub fn in_memory() -> Result<DuckStore, StoreError> {
-        let store = DuckStore { conn: Connection::open_in_memory()? };
+        let store = DuckStore {
+            conn: Connection::open_in_memory()?,
+        };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL)")?;
-        let applied: i64 =
-            self.conn.query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL)",
+        )?;
+        let applied: i64 = self.conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )?;
         for (version, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
             self.in_transaction(|| {
                 self.conn.execute_batch(sql)?;
-                self.conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
+                self.conn
+                    .execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
                 Ok(())
             })?;
         }
@@ -125,7 +147,10 @@ impl DuckStore {
     }
 
     /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
-    fn in_transaction<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn in_transaction<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         match f() {
             Ok(v) => {
@@ -144,8 +169,11 @@ impl DuckStore {
 impl Store for DuckStore {
     fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
         self.in_transaction(|| {
-            let exists: i64 =
-                self.conn.query_row("SELECT count(*) FROM workspaces WHERE id = ?", [&ws.id], |r| r.get(0))?;
+            let exists: i64 = self.conn.query_row(
+                "SELECT count(*) FROM workspaces WHERE id = ?",
+                [&ws.id],
+                |r| r.get(0),
+            )?;
             if exists > 0 {
                 return Err(StoreError::WorkspaceExists(ws.id.clone()));
             }
@@ -158,8 +186,16 @@ impl Store for DuckStore {
     }
 
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id, timezone, name FROM workspaces ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok(Workspace { id: r.get(0)?, timezone: r.get(1)?, name: r.get(2)? }))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, timezone, name FROM workspaces ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Workspace {
+                id: r.get(0)?,
+                timezone: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -189,7 +225,13 @@ impl Store for DuckStore {
         query::report(&self.conn, q)
     }
 
-    fn log_page(&self, q: &Query, log: Log, page: u64, per_page: u64) -> Result<LogPage, StoreError> {
+    fn log_page(
+        &self,
+        q: &Query,
+        log: Log,
+        page: u64,
+        per_page: u64,
+    ) -> Result<LogPage, StoreError> {
         query::log_page(&self.conn, q, log, page, per_page)
     }
 

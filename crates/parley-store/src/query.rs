@@ -18,7 +18,8 @@ const TEAM_JOIN_CLOSED: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.work
     AND ut.user_id = x.closed_by AND x.closed_at >= ut.valid_from AND x.closed_at < ut.valid_to";
 const TEAM_JOIN_MESSAGE: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
     AND ut.user_id = x.user_id AND x.at >= ut.valid_from AND x.at < ut.valid_to";
-const CONTACT_JOIN: &str = "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
+const CONTACT_JOIN: &str =
+    "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
 
 /// Where a dataset's rows live: table (with joins), row filter, and row timestamp.
 struct Source {
@@ -30,7 +31,12 @@ struct Source {
 fn source(ds: Dataset) -> Source {
     let (table, join, rows, t) = match ds {
         Dataset::Opened => ("conversations", "", "TRUE", "x.opened_at"),
-        Dataset::Closed => ("conversations", TEAM_JOIN_CLOSED, "x.closed_at IS NOT NULL", "x.closed_at"),
+        Dataset::Closed => (
+            "conversations",
+            TEAM_JOIN_CLOSED,
+            "x.closed_at IS NOT NULL",
+            "x.closed_at",
+        ),
         Dataset::Incoming => ("messages", "", "x.incoming", "x.at"),
         Dataset::Outgoing => ("messages", TEAM_JOIN_MESSAGE, "NOT x.incoming", "x.at"),
         Dataset::Tagged => (
@@ -39,14 +45,23 @@ fn source(ds: Dataset) -> Source {
             "NOT x.incoming AND x.message_type IN ('facebook_message_tag', 'whatsapp_template')",
             "x.at",
         ),
-        Dataset::Failed => ("messages", TEAM_JOIN_MESSAGE, "NOT x.incoming AND x.status = 'failed'", "x.failed_at"),
+        Dataset::Failed => (
+            "messages",
+            TEAM_JOIN_MESSAGE,
+            "NOT x.incoming AND x.status = 'failed'",
+            "x.failed_at",
+        ),
         Dataset::Added => ("activities", "", "x.kind = 'added'", "x.at"),
         Dataset::Deleted => ("activities", "", "x.kind = 'deleted'", "x.at"),
         Dataset::Merged => ("activities", "", "x.kind = 'merged'", "x.at"),
         Dataset::Connected => ("connections", "", "TRUE", "x.at"),
         Dataset::Assignments => ("assignments", "", "TRUE", "x.at"),
     };
-    Source { from: format!("{table} x {join}"), rows, t }
+    Source {
+        from: format!("{table} x {join}"),
+        rows,
+        t,
+    }
 }
 
 /// The column of a filter's dimension in a dataset.
@@ -111,8 +126,11 @@ fn where_clause(q: &Query, ds: Dataset, src: &Source) -> (String, Vec<Value>) {
         let given: Vec<&String> = values.iter().filter(|v| *v != MISSING).collect();
         let mut alternatives = Vec::new();
         if name == "contact" {
-            let columns: &[&str] =
-                if ds == Dataset::Merged { &["x.contact_id", "x.merged_contact_id"] } else { &["x.contact_id"] };
+            let columns: &[&str] = if ds == Dataset::Merged {
+                &["x.contact_id", "x.merged_contact_id"]
+            } else {
+                &["x.contact_id"]
+            };
             if !given.is_empty() {
                 for col in columns {
                     alternatives.push(format!("{col} IN ({})", placeholders(given.len())));
@@ -153,7 +171,13 @@ fn buckets_sql(range: &Range) -> String {
         .buckets()
         .iter()
         .enumerate()
-        .map(|(i, b)| format!("({i}, {}::BIGINT, {}::BIGINT)", b.start.micros(), b.end.micros()))
+        .map(|(i, b)| {
+            format!(
+                "({i}, {}::BIGINT, {}::BIGINT)",
+                b.start.micros(),
+                b.end.micros()
+            )
+        })
         .collect();
     format!("(VALUES {}) b(idx, s, e)", rows.join(", "))
 }
@@ -172,7 +196,12 @@ fn local_micros_sql(range: &Range, t: &str) -> String {
     format!("({t} + ({case}) * 1000000 + {WEEK_SHIFT_MICROS})")
 }
 
-fn count_by_bucket(conn: &Connection, q: &Query, ds: Dataset, key: Option<Key>) -> Result<Vec<(Option<String>, Vec<i64>)>, StoreError> {
+fn count_by_bucket(
+    conn: &Connection,
+    q: &Query,
+    ds: Dataset,
+    key: Option<Key>,
+) -> Result<Vec<(Option<String>, Vec<i64>)>, StoreError> {
     let src = source(ds);
     let (cond, params) = where_clause(q, ds, &src);
     let key_sql = key.map_or("NULL::VARCHAR", key_column);
@@ -186,7 +215,11 @@ fn count_by_bucket(conn: &Connection, q: &Query, ds: Dataset, key: Option<Key>) 
     let mut out: Vec<(Option<String>, Vec<i64>)> = Vec::new();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
-        Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     })?;
     for row in rows {
         let (k, idx, count) = row?;
@@ -210,7 +243,11 @@ fn heatmap(conn: &Connection, q: &Query, ds: Dataset) -> Result<[[i64; 24]; 7], 
     let mut grid = [[0i64; 24]; 7];
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
     })?;
     for row in rows {
         let (wd, hr, n) = row?;
@@ -220,7 +257,11 @@ fn heatmap(conn: &Connection, q: &Query, ds: Dataset) -> Result<[[i64; 24]; 7], 
 }
 
 pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreError> {
-    let events = load_events(conn, "SELECT body FROM events WHERE workspace = $1 AND rank = 0", ws)?;
+    let events = load_events(
+        conn,
+        "SELECT body FROM events WHERE workspace = $1 AND rank = 0",
+        ws,
+    )?;
     Ok(Directory::from_events(&events))
 }
 
@@ -243,7 +284,9 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
             total
         };
         let d = match c.shape {
-            Shape::Metric(ds) => ComponentData::Metric(sum(count_by_bucket(conn, q, ds, None)?).iter().sum()),
+            Shape::Metric(ds) => {
+                ComponentData::Metric(sum(count_by_bucket(conn, q, ds, None)?).iter().sum())
+            }
             Shape::Bar(series) => ComponentData::Bar(
                 series
                     .iter()
@@ -263,7 +306,6 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
         &q.workspace.timezone,
         &q.range,
         &q.filters,
-        &buckets,
         &data,
         &dir,
     ))
@@ -274,43 +316,105 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
     match log {
         Log::Conversations => (
             &[
-                "x.closed_at", "x.closed_source", "x.closed_by", "ut.team_id", "x.opened_at",
-                "x.opened_source", "x.opened_channel", "x.conversation_id", "x.contact_id", "k.name",
-                "x.first_assignment_at", "x.first_assignee", "x.first_response_at", "x.first_response_by",
-                "x.last_assignment_at", "x.last_assignee", "x.time_to_first_assignment",
-                "x.first_response_time", "x.first_assignment_to_first_response",
-                "x.last_assignment_to_response", "x.resolution_time", "x.first_assignment_to_close",
-                "x.last_assignment_to_close", "x.average_response_time", "x.assignments",
-                "x.incoming_messages", "x.outgoing_messages", "x.responses", "x.category", "x.summary",
+                "x.closed_at",
+                "x.closed_source",
+                "x.closed_by",
+                "ut.team_id",
+                "x.opened_at",
+                "x.opened_source",
+                "x.opened_channel",
+                "x.conversation_id",
+                "x.contact_id",
+                "k.name",
+                "x.first_assignment_at",
+                "x.first_assignee",
+                "x.first_response_at",
+                "x.first_response_by",
+                "x.last_assignment_at",
+                "x.last_assignee",
+                "x.time_to_first_assignment",
+                "x.first_response_time",
+                "x.first_assignment_to_first_response",
+                "x.last_assignment_to_response",
+                "x.resolution_time",
+                "x.first_assignment_to_close",
+                "x.last_assignment_to_close",
+                "x.average_response_time",
+                "x.assignments",
+                "x.incoming_messages",
+                "x.outgoing_messages",
+                "x.responses",
+                "x.category",
+                "x.summary",
             ],
             &["x.conversation_id"],
         ),
-        Log::Incoming => (&["x.at", "x.contact_id", "k.name", "x.channel_id", "x.content"], &["x.message_id"]),
+        Log::Incoming => (
+            &[
+                "x.at",
+                "x.contact_id",
+                "k.name",
+                "x.channel_id",
+                "x.content",
+            ],
+            &["x.message_id"],
+        ),
         Log::Outgoing => (
             &[
-                "x.at", "x.source", "x.user_id", "x.contact_id", "k.name", "x.delivered_at", "x.read_at",
-                "x.channel_id", "x.message_type", "x.subtype", "x.content",
+                "x.at",
+                "x.source",
+                "x.user_id",
+                "x.contact_id",
+                "k.name",
+                "x.delivered_at",
+                "x.read_at",
+                "x.channel_id",
+                "x.message_type",
+                "x.subtype",
+                "x.content",
             ],
             &["x.message_id"],
         ),
         Log::Failed => (
             &[
-                "x.failed_at", "x.source", "x.user_id", "x.contact_id", "k.name", "x.channel_id",
-                "x.message_type", "x.subtype", "x.content", "x.error",
+                "x.failed_at",
+                "x.source",
+                "x.user_id",
+                "x.contact_id",
+                "k.name",
+                "x.channel_id",
+                "x.message_type",
+                "x.subtype",
+                "x.content",
+                "x.error",
             ],
             &["x.message_id"],
         ),
-        Log::Added | Log::Deleted | Log::Merged => {
-            (&["x.at", "x.contact_id", "k.name", "x.source", "x.user_id"], &["x.event_id"])
-        }
+        Log::Added | Log::Deleted | Log::Merged => (
+            &["x.at", "x.contact_id", "k.name", "x.source", "x.user_id"],
+            &["x.event_id"],
+        ),
         Log::Connected => (
-            &["x.at", "x.contact_id", "k.name", "x.channel_id", "x.source", "x.user_id"],
+            &[
+                "x.at",
+                "x.contact_id",
+                "k.name",
+                "x.channel_id",
+                "x.source",
+                "x.user_id",
+            ],
             &["x.contact_id", "x.channel_id"],
         ),
         Log::Assignments => (
             &[
-                "x.at", "x.conversation_id", "x.contact_id", "k.name", "x.previous_assignee",
-                "coalesce(x.new_assignee, '')", "x.source", "x.assigned_by",
+                "x.at",
+                "x.conversation_id",
+                "x.contact_id",
+                "k.name",
+                "x.previous_assignee",
+                "coalesce(x.new_assignee, '')",
+                "x.source",
+                "x.assigned_by",
             ],
             &["x.event_id"],
         ),
@@ -319,7 +423,10 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
 
 fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     match q.filters.first_not_applicable(log.accepts()) {
-        Some(filter) => Err(StoreError::FiltersNotApplicable { log: log.wire(), filter: filter.to_string() }),
+        Some(filter) => Err(StoreError::FiltersNotApplicable {
+            log: log.wire(),
+            filter: filter.to_string(),
+        }),
         None => Ok(()),
     }
 }
@@ -373,11 +480,15 @@ fn log_rows(
                 ColType::Time | ColType::Duration | ColType::Int => {
                     r.get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int)
                 }
-                _ => r.get::<_, Option<String>>(i)?.map_or(Cell::Null, Cell::Text),
+                _ => r
+                    .get::<_, Option<String>>(i)?
+                    .map_or(Cell::Null, Cell::Text),
             });
         }
         let t: i64 = r.get(types.len())?;
-        let keys = (0..ties.len()).map(|j| r.get::<_, String>(types.len() + 1 + j)).collect::<Result<_, _>>()?;
+        let keys = (0..ties.len())
+            .map(|j| r.get::<_, String>(types.len() + 1 + j))
+            .collect::<Result<_, _>>()?;
         Ok((cells, (t, keys)))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -391,13 +502,27 @@ fn count_rows(conn: &Connection, q: &Query, ds: Dataset) -> Result<u64, StoreErr
     Ok(n as u64)
 }
 
-pub(crate) fn log_page(conn: &Connection, q: &Query, log: Log, page: u64, per_page: u64) -> Result<LogPage, StoreError> {
+pub(crate) fn log_page(
+    conn: &Connection,
+    q: &Query,
+    log: Log,
+    page: u64,
+    per_page: u64,
+) -> Result<LogPage, StoreError> {
     check_log_filters(q, log)?;
     let dir = directory(conn, &q.workspace.id)?;
     let total = count_rows(conn, q, log.dataset())?;
     let (offset, limit) = doc::page_window(page, per_page);
-    let rows = if limit == 0 { Vec::new() } else { log_rows(conn, q, log, offset, limit, None)? };
-    let fmt = RowFormatter { log, range: &q.range, dir: &dir };
+    let rows = if limit == 0 {
+        Vec::new()
+    } else {
+        log_rows(conn, q, log, offset, limit, None)?
+    };
+    let fmt = RowFormatter {
+        log,
+        range: &q.range,
+        dir: &dir,
+    };
     Ok(LogPage {
         report: q.report.wire(),
         log: log.wire(),
@@ -423,7 +548,11 @@ pub(crate) fn export(
 ) -> Result<u64, StoreError> {
     check_log_filters(q, log)?;
     let dir = directory(conn, &q.workspace.id)?;
-    let fmt = RowFormatter { log, range: &q.range, dir: &dir };
+    let fmt = RowFormatter {
+        log,
+        range: &q.range,
+        dir: &dir,
+    };
     let mut after: Option<(i64, Vec<String>)> = None;
     let mut n = 0;
     loop {

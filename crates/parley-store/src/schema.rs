@@ -153,5 +153,11 @@ CREATE TABLE user_teams (
 )];
 
 /// The fact tables, each derived from the event log and rebuildable from it.
-pub const FACT_TABLES: &[&str] =
-    &["contacts", "conversations", "messages", "activities", "connections", "assignments"];
+pub const FACT_TABLES: &[&str] = &[
+    "contacts",
+    "conversations",
+    "messages",
+    "activities",
+    "connections",
+    "assignments",
+];

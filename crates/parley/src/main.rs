@@ -14,10 +14,19 @@ use parley_core::time::{self, parse_rfc3339, Instant, Preset, Range};
 use parley_store::{DuckStore, Query, Store, Workspace};
 
 #[derive(Parser)]
-#[command(name = "parley", version, about = "Reports for business messaging: events in, reports out")]
+#[command(
+    name = "parley",
+    version,
+    about = "Reports for business messaging: events in, reports out"
+)]
 struct Cli {
     /// Data directory holding the embedded database.
-    #[arg(long, global = true, env = "PARLEY_DATA", default_value = "parley-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_DATA",
+        default_value = "parley-data"
+    )]
     data: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -179,7 +188,9 @@ fn open(data: &std::path::Path) -> Result<DuckStore> {
 
 fn valid_workspace_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -192,20 +203,36 @@ fn run(cli: Cli) -> Result<()> {
             if time::parse_zone(&timezone).is_none() {
                 bail!("unknown time zone {timezone:?}");
             }
-            let ws = Workspace { name: name.unwrap_or_else(|| id.clone()), id, timezone };
+            let ws = Workspace {
+                name: name.unwrap_or_else(|| id.clone()),
+                id,
+                timezone,
+            };
             open(&cli.data)?.create_workspace(&ws)?;
             writeln!(out, "{}", workspace_json(&ws))?;
         }
         Command::Workspace(WorkspaceCommand::List) => {
-            let list: Vec<_> = open(&cli.data)?.workspaces()?.iter().map(workspace_json).collect();
+            let list: Vec<_> = open(&cli.data)?
+                .workspaces()?
+                .iter()
+                .map(workspace_json)
+                .collect();
             writeln!(out, "{}", serde_json::Value::Array(list))?;
         }
         Command::Ingest { workspace, file } => {
             let store = open(&cli.data)?;
             let summary = ingest(&store, &workspace, &file)?;
-            writeln!(out, r#"{{"accepted": {}, "duplicates": {}}}"#, summary.accepted, summary.duplicates)?;
+            writeln!(
+                out,
+                r#"{{"accepted": {}, "duplicates": {}}}"#,
+                summary.accepted, summary.duplicates
+            )?;
         }
-        Command::Report { report, view, format } => {
+        Command::Report {
+            report,
+            view,
+            format,
+        } => {
             let store = open(&cli.data)?;
             let q = query(&store, report.into(), &view)?;
             let doc = store.report(&q)?;
@@ -214,7 +241,14 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Table => table::report(out, &doc)?,
             }
         }
-        Command::Log { report, log, view, page, per_page, format } => {
+        Command::Log {
+            report,
+            log,
+            view,
+            page,
+            per_page,
+            format,
+        } => {
             let report: Report = report.into();
             let log = report
                 .log(&log)
@@ -240,25 +274,69 @@ fn run(cli: Cli) -> Result<()> {
                 .ok_or_else(|| anyhow!("unknown log {log:?} for the {} report", report.wire()))?;
             let store = open(&cli.data)?;
             let q = query(&store, report, &view)?;
-            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(out);
             w.write_record(log.columns().iter().map(|(n, _)| *n))?;
-            store.export(&q, log, &mut |fields| w.write_record(fields).map_err(std::io::Error::other))?;
+            store.export(&q, log, &mut |fields| {
+                w.write_record(fields).map_err(std::io::Error::other)
+            })?;
             w.flush()?;
         }
         Command::Rebuild { workspace } => {
             open(&cli.data)?.rebuild(&workspace)?;
-            writeln!(out, r#"{{"rebuilt": {}}}"#, serde_json::Value::String(workspace))?;
-        }
-        Command::Demo => {
             writeln!(
                 out,
-                "parley demo: the guided demo (synthetic events, then every report) arrives in a later issue.\n\
-                 Meanwhile: parley workspace create shop --timezone Europe/Madrid; \
-                 parley ingest --workspace shop events.ndjson; \
-                 parley report conversations --workspace shop --range last_7_days --format table"
+                r#"{{"rebuilt": {}}}"#,
+                serde_json::Value::String(workspace)
             )?;
         }
+        Command::Demo => demo(&cli.data, out)?,
     }
+    Ok(())
+}
+
+/// The embedded demo data: a shop in Madrid around the 2025 fall-back night.
+const DEMO_EVENTS: &str = include_str!("../tests/examples/madrid-dst/events.ndjson");
+const DEMO_NOW: &str = "2025-10-27T11:55:05+01:00";
+
+/// Ingests the embedded events into a `demo` workspace and prints its reports.
+fn demo(data: &std::path::Path, out: &mut dyn Write) -> Result<()> {
+    let store = open(data)?;
+    if store.workspace("demo").is_err() {
+        let ws = Workspace {
+            id: "demo".into(),
+            timezone: "Europe/Madrid".into(),
+            name: "Demo shop".into(),
+        };
+        store.create_workspace(&ws)?;
+    }
+    let summary = store.ingest("demo", &mut DEMO_EVENTS.as_bytes(), &mut |_| {})?;
+    writeln!(
+        out,
+        "parley demo · data dir {} · workspace demo (Europe/Madrid) · {} events ingested, {} already known\n",
+        data.display(),
+        summary.accepted,
+        summary.duplicates
+    )?;
+    for report in Report::ALL {
+        let view = ViewArgs {
+            workspace: "demo".into(),
+            range: Some(PresetArg::Last30Days),
+            from: None,
+            to: None,
+            now: Some(DEMO_NOW.into()),
+            filters: Vec::new(),
+        };
+        let q = query(&store, *report, &view)?;
+        table::report(out, &store.report(&q)?)?;
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Try: parley --data {} log conversations conversations --workspace demo --range last_30_days --now {DEMO_NOW} --format table",
+        data.display()
+    )?;
     Ok(())
 }
 
@@ -280,8 +358,10 @@ fn ingest(store: &DuckStore, workspace: &str, file: &str) -> Result<parley_store
             None => indicatif::ProgressBar::new_spinner(),
         };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} ingesting {bytes}/{total_bytes} {wide_bar} {eta}")
-                .expect("static template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} ingesting {bytes}/{total_bytes} {wide_bar} {eta}",
+            )
+            .expect("static template"),
         );
         bar
     } else {
@@ -311,5 +391,10 @@ fn query(store: &DuckStore, report: Report, view: &ViewArgs) -> Result<Query> {
         _ => unreachable!("clap requires a range"),
     };
     let filters = Filters::parse(report, &view.filters)?;
-    Ok(Query { workspace, report, range, filters })
+    Ok(Query {
+        workspace,
+        report,
+        range,
+        filters,
+    })
 }

@@ -6,7 +6,12 @@ use parley_core::doc::{LogPage, ReportDoc};
 use serde_json::Value;
 
 /// Writes rows as left-aligned columns under a header.
-fn grid(out: &mut dyn Write, header: &[String], rows: &[Vec<String>], indent: &str) -> std::io::Result<()> {
+fn grid(
+    out: &mut dyn Write,
+    header: &[String],
+    rows: &[Vec<String>],
+    indent: &str,
+) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -14,8 +19,11 @@ fn grid(out: &mut dyn Write, header: &[String], rows: &[Vec<String>], indent: &s
         }
     }
     let line = |cells: &[String]| -> String {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
         format!("{indent}{}", padded.join("  ").trim_end())
     };
     writeln!(out, "{}", line(header))?;
@@ -37,7 +45,14 @@ fn filters_line(filters: &Value) -> String {
     match filters.as_object() {
         Some(m) if !m.is_empty() => m
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_array().map(|a| a.iter().map(cell).collect::<Vec<_>>().join("|")).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_array()
+                        .map(|a| a.iter().map(cell).collect::<Vec<_>>().join("|"))
+                        .unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
         _ => "none".to_string(),
@@ -50,7 +65,12 @@ pub fn report(out: &mut dyn Write, doc: &ReportDoc) -> anyhow::Result<()> {
     writeln!(
         out,
         "{} report · workspace {} ({}) · {} to {} · by {}",
-        doc.report, doc.workspace, doc.timezone, cell(&r["from"]), cell(&r["to"]), cell(&r["bucket"])
+        doc.report,
+        doc.workspace,
+        doc.timezone,
+        cell(&r["from"]),
+        cell(&r["to"]),
+        cell(&r["bucket"])
     )?;
     writeln!(out, "filters: {}", filters_line(&v["filters"]))?;
     let buckets: Vec<String> = doc.buckets.clone();
@@ -62,7 +82,11 @@ pub fn report(out: &mut dyn Write, doc: &ReportDoc) -> anyhow::Result<()> {
             writeln!(out, "{id} ({kind}): filters not applicable")?;
             continue;
         }
-        let note = if status == "no_data" { " · no data" } else { "" };
+        let note = if status == "no_data" {
+            " · no data"
+        } else {
+            ""
+        };
         match kind.as_str() {
             "metric" => writeln!(out, "{id}: {}{note}", cell(&c["value"]))?,
             "bar" => {
@@ -99,13 +123,21 @@ pub fn report(out: &mut dyn Write, doc: &ReportDoc) -> anyhow::Result<()> {
             }
             _ => {
                 writeln!(out, "{id}: total {}{note}", cell(&c["total"]))?;
-                let header: Vec<String> = ["key", "label", "count", "percent"].iter().map(|s| s.to_string()).collect();
+                let header: Vec<String> = ["key", "label", "count", "percent"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 let rows: Vec<Vec<String>> = c["rows"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .map(|r| {
-                        vec![cell(&r["key"]), cell(&r["label"]), cell(&r["count"]), format!("{}%", cell(&r["percent"]))]
+                        vec![
+                            cell(&r["key"]),
+                            cell(&r["label"]),
+                            cell(&r["count"]),
+                            format!("{}%", cell(&r["percent"])),
+                        ]
                     })
                     .collect();
                 grid(out, &header, &rows, "  ")?;
@@ -126,7 +158,11 @@ pub fn log(out: &mut dyn Write, page: &LogPage) -> anyhow::Result<()> {
         page.range.to,
         filters_line(&v["filters"]),
         page.total,
-        if page.truncated { " (only the first 10000 can be paged)" } else { "" },
+        if page.truncated {
+            " (only the first 10000 can be paged)"
+        } else {
+            ""
+        },
         page.page,
         page.per_page
     )?;

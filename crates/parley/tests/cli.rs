@@ -1,0 +1,609 @@
+//! The `parley` binary as a user meets it: temp data dirs, real processes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_parley")
+}
+
+fn run_in(data: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("runs")
+}
+
+fn run(data: &Path, args: &[&str]) -> Output {
+    run_in(data, Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).expect("json")
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/examples")
+}
+
+const WEEK: &[&str] = &[
+    "--workspace",
+    "shop",
+    "--from",
+    "2025-10-20",
+    "--to",
+    "2025-10-26",
+];
+
+/// A data dir with the madrid-dst example ingested.
+fn madrid() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = examples().join("madrid-dst");
+    ok(&run_in(
+        dir.path(),
+        &ex,
+        &["workspace", "create", "shop", "--timezone", "Europe/Madrid"],
+    ));
+    ok(&run_in(
+        dir.path(),
+        &ex,
+        &["ingest", "--workspace", "shop", "events.ndjson"],
+    ));
+    dir
+}
+
+/// Every worked example of SPEC's examples folder, compared as check.py does: JSON
+/// parsed, CSV byte for byte.
+#[test]
+fn worked_examples_match() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let folder = entry.unwrap().path();
+        let data = tempfile::tempdir().unwrap();
+        let commands = std::fs::read_to_string(folder.join("commands.txt")).unwrap();
+        for line in commands
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
+            let mut words = line.split_whitespace();
+            let name = words.next().unwrap();
+            let args: Vec<&str> = words.collect();
+            let out = run_in(data.path(), &folder, &args);
+            let want = std::fs::read(folder.join("expected").join(name)).unwrap();
+            checked += 1;
+            if !out.status.success() {
+                failures.push(format!(
+                    "{name}: exit {:?}: {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            } else if name.ends_with(".json") {
+                let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let want: serde_json::Value = serde_json::from_slice(&want).unwrap();
+                if got != want {
+                    failures.push(format!("{name}: JSON differs"));
+                }
+            } else if out.stdout != want {
+                failures.push(format!("{name}: bytes differ"));
+            }
+        }
+    }
+    assert!(checked >= 23, "only {checked} commands found");
+    assert!(
+        failures.is_empty(),
+        "{} outputs differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn workspace_create_and_list() {
+    let d = tempfile::tempdir().unwrap();
+    let out = json(&run(
+        d.path(),
+        &[
+            "workspace",
+            "create",
+            "zeta",
+            "--timezone",
+            "Asia/Kolkata",
+            "--name",
+            "Zeta Inc",
+        ],
+    ));
+    assert_eq!(
+        out,
+        serde_json::json!({"id": "zeta", "timezone": "Asia/Kolkata", "name": "Zeta Inc"})
+    );
+    ok(&run(
+        d.path(),
+        &["workspace", "create", "alpha", "--timezone", "UTC"],
+    ));
+    let list = json(&run(d.path(), &["workspace", "list"]));
+    assert_eq!(list[0]["id"], "alpha");
+    assert_eq!(list[0]["name"], "alpha", "name defaults to the id");
+    assert_eq!(list[1]["id"], "zeta");
+    assert_eq!(
+        code(&run(
+            d.path(),
+            &["workspace", "create", "alpha", "--timezone", "UTC"]
+        )),
+        1,
+        "existing"
+    );
+    assert_eq!(
+        code(&run(
+            d.path(),
+            &["workspace", "create", "Bad!", "--timezone", "UTC"]
+        )),
+        1,
+        "pattern"
+    );
+    assert_eq!(
+        code(&run(
+            d.path(),
+            &["workspace", "create", &"a".repeat(65), "--timezone", "UTC"]
+        )),
+        1
+    );
+    assert_eq!(
+        code(&run(
+            d.path(),
+            &["workspace", "create", "x", "--timezone", "Mars/Base"]
+        )),
+        1,
+        "zone"
+    );
+    assert_eq!(
+        code(&run(d.path(), &["workspace", "create", "x"])),
+        2,
+        "missing option"
+    );
+}
+
+#[test]
+fn exit_codes_follow_the_cli_contract() {
+    let d = madrid();
+    let p = d.path();
+    let report = |extra: &[&str]| {
+        let mut a = vec!["report", "conversations"];
+        a.extend_from_slice(extra);
+        code(&run(p, &a))
+    };
+    assert_eq!(report(WEEK), 0);
+    // 2: usage.
+    assert_eq!(
+        code(&run(
+            p,
+            &[
+                "report",
+                "tickets",
+                "--workspace",
+                "shop",
+                "--range",
+                "today"
+            ]
+        )),
+        2,
+        "unknown report"
+    );
+    assert_eq!(
+        report(&["--workspace", "shop", "--range", "last_year"]),
+        2,
+        "unknown preset"
+    );
+    assert_eq!(report(&["--workspace", "shop"]), 2, "no range");
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--from",
+            "2025-10-01",
+            "--to",
+            "2025-10-02"
+        ]),
+        2
+    );
+    assert_eq!(
+        report(&["--workspace", "shop", "--range", "today", "--format", "xml"]),
+        2,
+        "unknown format"
+    );
+    assert_eq!(code(&run(p, &["frobnicate"])), 2, "unknown subcommand");
+    assert_eq!(
+        code(&run(
+            p,
+            &[
+                "log",
+                "messages",
+                "incoming",
+                "--workspace",
+                "shop",
+                "--range",
+                "today",
+                "--page",
+                "x"
+            ]
+        )),
+        2
+    );
+    // 1: bad input.
+    assert_eq!(
+        report(&["--workspace", "nope", "--range", "today"]),
+        1,
+        "unknown workspace"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--from",
+            "2025-10-32",
+            "--to",
+            "2025-11-01"
+        ]),
+        1,
+        "bad date"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--from",
+            "2025-10-05",
+            "--to",
+            "2025-10-01"
+        ]),
+        1,
+        "from > to"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--now",
+            "yesterday"
+        ]),
+        1,
+        "bad --now"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--filter",
+            "nope=1"
+        ]),
+        1,
+        "unknown filter"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--filter",
+            "category"
+        ]),
+        1,
+        "no ="
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--filter",
+            "category="
+        ]),
+        1,
+        "empty value"
+    );
+    assert_eq!(
+        report(&[
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--filter",
+            "opened_source=fax"
+        ]),
+        1,
+        "enum"
+    );
+    let log = |extra: &[&str]| {
+        let mut a = vec![
+            "log",
+            "messages",
+            "incoming",
+            "--workspace",
+            "shop",
+            "--range",
+            "last_30_days",
+            "--now",
+            "2025-10-27T12:00:00+01:00",
+        ];
+        a.extend_from_slice(extra);
+        run(p, &a)
+    };
+    assert_eq!(code(&log(&["--page", "0"])), 1);
+    assert_eq!(code(&log(&["--page", "-3"])), 1);
+    assert_eq!(code(&log(&["--per-page", "0"])), 1);
+    assert_eq!(code(&log(&["--per-page", "1001"])), 1);
+    assert_eq!(
+        code(&log(&["--filter", "source=user"])),
+        1,
+        "log rows lack the dimension"
+    );
+    let past = json(&log(&["--page", "99"]));
+    assert_eq!(
+        past["rows"].as_array().unwrap().len(),
+        0,
+        "a page past the last row is empty"
+    );
+    assert_eq!(past["total"], 64);
+    assert_eq!(
+        code(&run(
+            p,
+            &[
+                "log",
+                "messages",
+                "sent",
+                "--workspace",
+                "shop",
+                "--range",
+                "today"
+            ]
+        )),
+        1,
+        "unknown log"
+    );
+    let e = run(
+        p,
+        &[
+            "export",
+            "messages",
+            "incoming",
+            "--workspace",
+            "shop",
+            "--range",
+            "today",
+            "--filter",
+            "user=u1",
+        ],
+    );
+    assert_eq!(code(&e), 1);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert_eq!(msg.lines().count(), 1, "one-line reason: {msg}");
+    assert!(msg.contains("not applicable"), "{msg}");
+    assert_eq!(
+        code(&run(
+            p,
+            &["ingest", "--workspace", "shop", "/no/such/file.ndjson"]
+        )),
+        1,
+        "unreadable file"
+    );
+}
+
+#[test]
+fn a_bad_batch_stores_nothing_and_names_the_event() {
+    let d = madrid();
+    let before = ok(&run(
+        d.path(),
+        &[
+            "export",
+            "messages",
+            "incoming",
+            "--workspace",
+            "shop",
+            "--range",
+            "last_30_days",
+            "--now",
+            "2025-10-27T12:00:00+01:00",
+        ],
+    ));
+    let batch = "\n{\"id\":\"n1\",\"type\":\"message.received\",\"at\":\"2025-10-27T10:00:00Z\",\"message_id\":\"n1\",\"contact_id\":\"c1\",\"channel_id\":\"tt\",\"content\":{\"type\":\"text\"}}\n\
+                 {\"id\":\"n2\",\"type\":\"message.received\",\"at\":\"2025-10-27T10:00:00Z\",\"message_id\":\"n2\",\"contact_id\":\"c1\",\"channel_id\":\"tt\",\"content\":{\"type\":\"gif\"}}\n";
+    let f = d.path().join("bad.ndjson");
+    std::fs::write(&f, batch).unwrap();
+    let out = run(
+        d.path(),
+        &["ingest", "--workspace", "shop", f.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3")
+            && err.contains("event 1")
+            && err.contains("\"n2\"")
+            && err.contains("content.type"),
+        "{err}"
+    );
+    let after = ok(&run(
+        d.path(),
+        &[
+            "export",
+            "messages",
+            "incoming",
+            "--workspace",
+            "shop",
+            "--range",
+            "last_30_days",
+            "--now",
+            "2025-10-27T12:00:00+01:00",
+        ],
+    ));
+    assert_eq!(before, after, "nothing of the batch was stored");
+}
+
+#[test]
+fn ingest_from_stdin_is_idempotent_across_processes_and_durable_when_killed() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&run(
+        d.path(),
+        &["workspace", "create", "w", "--timezone", "UTC"],
+    ));
+    let batch = "{\"id\":\"a\",\"type\":\"contact.added\",\"at\":\"2026-01-05T10:00:00Z\",\"contact\":{\"id\":\"c\",\"name\":\"Ann\"},\"source\":\"user\",\"user_id\":\"u\"}\n\
+                 {\"id\":\"a\",\"type\":\"contact.added\",\"at\":\"2026-01-05T11:00:00Z\",\"contact\":{\"id\":\"c\",\"name\":\"Bob\"},\"source\":\"user\"}\n";
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(["ingest", "--workspace", "w", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // Success was reported: kill the process at once; the data must survive.
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(line.trim(), r#"{"accepted": 1, "duplicates": 1}"#);
+    let again = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(["ingest", "--workspace", "w", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut again = again;
+    again
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    let out = again.wait_with_output().unwrap();
+    assert_eq!(ok(&out).trim(), r#"{"accepted": 0, "duplicates": 2}"#);
+    let log = json(&run(
+        d.path(),
+        &[
+            "log",
+            "contacts",
+            "added",
+            "--workspace",
+            "w",
+            "--from",
+            "2026-01-05",
+            "--to",
+            "2026-01-05",
+        ],
+    ));
+    assert_eq!(log["total"], 1);
+    assert_eq!(
+        log["rows"][0]["contact_name"], "Ann",
+        "the first stored wins"
+    );
+    assert_eq!(log["rows"][0]["user"], "u");
+}
+
+#[test]
+fn rebuild_gives_identical_documents() {
+    let d = madrid();
+    let p = d.path();
+    let docs = || {
+        let mut v = Vec::new();
+        for r in ["conversations", "messages", "contacts", "assignments"] {
+            let mut a = vec!["report", r];
+            a.extend_from_slice(WEEK);
+            v.push(ok(&run(p, &a)));
+        }
+        v.push(ok(&run(
+            p,
+            &[
+                "export",
+                "conversations",
+                "conversations",
+                "--workspace",
+                "shop",
+                "--from",
+                "2025-08-01",
+                "--to",
+                "2025-11-30",
+            ],
+        )));
+        v
+    };
+    let before = docs();
+    ok(&run(p, &["rebuild", "--workspace", "shop"]));
+    assert_eq!(before, docs());
+}
+
+#[test]
+fn table_format_is_readable() {
+    let d = madrid();
+    let mut a = vec!["report", "messages"];
+    a.extend_from_slice(WEEK);
+    a.extend_from_slice(&["--format", "table"]);
+    let out = ok(&run(d.path(), &a));
+    assert!(
+        out.starts_with("messages report · workspace shop (Europe/Madrid)"),
+        "{out}"
+    );
+    assert!(out.contains("outgoing_by_source: total 6"), "{out}");
+    assert!(out.contains("User"), "{out}");
+    let mut a = vec!["log", "assignments", "assignments"];
+    a.extend_from_slice(WEEK);
+    a.extend_from_slice(&["--format", "table"]);
+    let out = ok(&run(d.path(), &a));
+    assert!(out.lines().nth(1).unwrap().starts_with("at"), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        2 + 2,
+        "header lines and two rows: {out}"
+    );
+}
+
+#[test]
+fn demo_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(&run(d.path(), &["demo"]));
+    assert!(out.contains("485 events ingested"), "{out}");
+    assert!(
+        out.contains("conversations report · workspace demo"),
+        "{out}"
+    );
+    assert!(out.contains("assignments_by_source: total 37"), "{out}");
+    let again = ok(&run(d.path(), &["demo"]));
+    assert!(
+        again.contains("0 events ingested, 498 already known"),
+        "re-running is idempotent: {again}"
+    );
+}
