@@ -29,7 +29,7 @@ pub(crate) fn ingest(
     let total = stage_batch(conn, input, progress)?;
     let accepted = conn.execute(
         "INSERT INTO stage_new
-         SELECT id, type, at, rank, contact_a, contact_b, conversation_id, message_id, body
+         SELECT id, type, at_us, rank, contact_a, contact_b, conversation_id, message_id, body
          FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY idx) AS rn FROM stage) s
          WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.workspace = $1 AND e.id = s.id)",
         [ws],

@@ -8,7 +8,7 @@ use duckdb::Connection;
 use parley_core::directory::Directory;
 use parley_core::doc::{self, Cell, ComponentData, LogPage, RangeDoc, ReportDoc, RowFormatter};
 use parley_core::fold_case;
-use parley_core::report::{ColType, Dataset, Filters, Key, Log, Shape, MISSING};
+use parley_core::report::{ColType, Dataset, Key, Log, Shape, MISSING};
 use parley_core::time::Range;
 
 use crate::ingest::load_events;
@@ -17,7 +17,7 @@ use crate::{Query, StoreError};
 const TEAM_JOIN_CLOSED: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
     AND ut.user_id = x.closed_by AND x.closed_at >= ut.valid_from AND x.closed_at < ut.valid_to";
 const TEAM_JOIN_MESSAGE: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
-    AND ut.user_id = x.user_id AND x.at >= ut.valid_from AND x.at < ut.valid_to";
+    AND ut.user_id = x.user_id AND x.at_us >= ut.valid_from AND x.at_us < ut.valid_to";
 const CONTACT_JOIN: &str =
     "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
 
@@ -37,13 +37,13 @@ fn source(ds: Dataset) -> Source {
             "x.closed_at IS NOT NULL",
             "x.closed_at",
         ),
-        Dataset::Incoming => ("messages", "", "x.incoming", "x.at"),
-        Dataset::Outgoing => ("messages", TEAM_JOIN_MESSAGE, "NOT x.incoming", "x.at"),
+        Dataset::Incoming => ("messages", "", "x.incoming", "x.at_us"),
+        Dataset::Outgoing => ("messages", TEAM_JOIN_MESSAGE, "NOT x.incoming", "x.at_us"),
         Dataset::Tagged => (
             "messages",
             TEAM_JOIN_MESSAGE,
             "NOT x.incoming AND x.message_type IN ('facebook_message_tag', 'whatsapp_template')",
-            "x.at",
+            "x.at_us",
         ),
         Dataset::Failed => (
             "messages",
@@ -51,11 +51,11 @@ fn source(ds: Dataset) -> Source {
             "NOT x.incoming AND x.status = 'failed'",
             "x.failed_at",
         ),
-        Dataset::Added => ("activities", "", "x.kind = 'added'", "x.at"),
-        Dataset::Deleted => ("activities", "", "x.kind = 'deleted'", "x.at"),
-        Dataset::Merged => ("activities", "", "x.kind = 'merged'", "x.at"),
-        Dataset::Connected => ("connections", "", "TRUE", "x.at"),
-        Dataset::Assignments => ("assignments", "", "TRUE", "x.at"),
+        Dataset::Added => ("activities", "", "x.kind = 'added'", "x.at_us"),
+        Dataset::Deleted => ("activities", "", "x.kind = 'deleted'", "x.at_us"),
+        Dataset::Merged => ("activities", "", "x.kind = 'merged'", "x.at_us"),
+        Dataset::Connected => ("connections", "", "TRUE", "x.at_us"),
+        Dataset::Assignments => ("assignments", "", "TRUE", "x.at_us"),
     };
     Source {
         from: format!("{table} x {join}"),
@@ -193,7 +193,7 @@ fn local_micros_sql(range: &Range, t: &str) -> String {
         case.push_str(&format!(" WHEN {t} >= {} THEN {offset}", from.micros()));
     }
     case.push_str(&format!(" ELSE {} END", segments[0].1));
-    format!("({t} + ({case}) * 1000000 + {WEEK_SHIFT_MICROS})")
+    format!("({t} + ({case})::BIGINT * 1000000 + {WEEK_SHIFT_MICROS})")
 }
 
 fn count_by_bucket(
@@ -351,7 +351,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
         ),
         Log::Incoming => (
             &[
-                "x.at",
+                "x.at_us",
                 "x.contact_id",
                 "k.name",
                 "x.channel_id",
@@ -361,7 +361,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
         ),
         Log::Outgoing => (
             &[
-                "x.at",
+                "x.at_us",
                 "x.source",
                 "x.user_id",
                 "x.contact_id",
@@ -391,12 +391,12 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
             &["x.message_id"],
         ),
         Log::Added | Log::Deleted | Log::Merged => (
-            &["x.at", "x.contact_id", "k.name", "x.source", "x.user_id"],
+            &["x.at_us", "x.contact_id", "k.name", "x.source", "x.user_id"],
             &["x.event_id"],
         ),
         Log::Connected => (
             &[
-                "x.at",
+                "x.at_us",
                 "x.contact_id",
                 "k.name",
                 "x.channel_id",
@@ -407,7 +407,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
         ),
         Log::Assignments => (
             &[
-                "x.at",
+                "x.at_us",
                 "x.conversation_id",
                 "x.contact_id",
                 "k.name",
