@@ -188,12 +188,16 @@ const WEEK_SHIFT_MICROS: i64 = 200_000 * 7 * 86_400 * 1_000_000;
 
 fn local_micros_sql(range: &Range, t: &str) -> String {
     let segments = range.offset_segments();
-    let mut case = String::from("CASE");
-    for (from, offset) in segments.iter().skip(1).rev() {
-        case.push_str(&format!(" WHEN {t} >= {} THEN {offset}", from.micros()));
+    // The offset in force at t: the last segment starting at or before it.
+    let mut offset = segments[0].1.to_string();
+    if segments.len() > 1 {
+        let mut case = String::from("CASE");
+        for (from, off) in segments.iter().skip(1).rev() {
+            case.push_str(&format!(" WHEN {t} >= {} THEN {off}", from.micros()));
+        }
+        offset = format!("{case} ELSE {offset} END");
     }
-    case.push_str(&format!(" ELSE {} END", segments[0].1));
-    format!("({t} + ({case})::BIGINT * 1000000 + {WEEK_SHIFT_MICROS})")
+    format!("({t} + ({offset})::BIGINT * 1000000 + {WEEK_SHIFT_MICROS})")
 }
 
 fn count_by_bucket(
