@@ -46,15 +46,17 @@ impl RangeDoc {
     }
 }
 
+/// Per breakdown key (`None` = missing) its per-bucket counts.
+pub type KeyedCounts = Vec<(Option<String>, Vec<i64>)>;
+
 /// What the store computed for one component, before labels and percentages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentData {
     Metric(i64),
     /// One values array per series, in the component's series order.
     Bar(Vec<Vec<i64>>),
-    Heatmap([[i64; 24]; 7]),
-    /// Per key (`None` = missing) its per-bucket counts.
-    Breakdown(Vec<(Option<String>, Vec<i64>)>),
+    Heatmap(Box<[[i64; 24]; 7]>),
+    Breakdown(KeyedCounts),
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -6,7 +6,9 @@
 use duckdb::types::Value;
 use duckdb::Connection;
 use parley_core::directory::Directory;
-use parley_core::doc::{self, Cell, ComponentData, LogPage, RangeDoc, ReportDoc, RowFormatter};
+use parley_core::doc::{
+    self, Cell, ComponentData, KeyedCounts, LogPage, RangeDoc, ReportDoc, RowFormatter,
+};
 use parley_core::fold_case;
 use parley_core::report::{ColType, Dataset, Key, Log, Shape, MISSING};
 use parley_core::time::Range;
@@ -205,7 +207,7 @@ fn count_by_bucket(
     q: &Query,
     ds: Dataset,
     key: Option<Key>,
-) -> Result<Vec<(Option<String>, Vec<i64>)>, StoreError> {
+) -> Result<KeyedCounts, StoreError> {
     let src = source(ds);
     let (cond, params) = where_clause(q, ds, &src);
     let key_sql = key.map_or("NULL::VARCHAR", key_column);
@@ -216,7 +218,7 @@ fn count_by_bucket(
         t = src.t
     );
     let n = q.range.buckets().len();
-    let mut out: Vec<(Option<String>, Vec<i64>)> = Vec::new();
+    let mut out: KeyedCounts = Vec::new();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
         Ok((
@@ -278,7 +280,7 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
             data.push(None);
             continue;
         }
-        let sum = |rows: Vec<(Option<String>, Vec<i64>)>| -> Vec<i64> {
+        let sum = |rows: KeyedCounts| -> Vec<i64> {
             let mut total = vec![0; buckets.len()];
             for (_, v) in rows {
                 for (t, n) in total.iter_mut().zip(v) {
@@ -297,7 +299,7 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
                     .map(|(_, _, ds)| count_by_bucket(conn, q, *ds, None).map(sum))
                     .collect::<Result<_, _>>()?,
             ),
-            Shape::Heatmap(ds) => ComponentData::Heatmap(heatmap(conn, q, ds)?),
+            Shape::Heatmap(ds) => ComponentData::Heatmap(Box::new(heatmap(conn, q, ds)?)),
             Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
                 ComponentData::Breakdown(count_by_bucket(conn, q, ds, Some(key))?)
             }
@@ -435,6 +437,9 @@ fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     }
 }
 
+/// Where a log row sits in log order: its timestamp and tie-break ids.
+type LogKey = (i64, Vec<String>);
+
 /// Reads log rows in log order: newest first, ties by row id ascending. `after` resumes
 /// past a row (keyset paging) so exports never materialize the whole log.
 fn log_rows(
@@ -443,8 +448,8 @@ fn log_rows(
     log: Log,
     offset: u64,
     limit: u64,
-    after: Option<&(i64, Vec<String>)>,
-) -> Result<Vec<(Vec<Cell>, (i64, Vec<String>))>, StoreError> {
+    after: Option<&LogKey>,
+) -> Result<Vec<(Vec<Cell>, LogKey)>, StoreError> {
     let ds = log.dataset();
     let src = source(ds);
     let (mut cond, mut params) = where_clause(q, ds, &src);
@@ -557,7 +562,7 @@ pub(crate) fn export(
         range: &q.range,
         dir: &dir,
     };
-    let mut after: Option<(i64, Vec<String>)> = None;
+    let mut after: Option<LogKey> = None;
     let mut n = 0;
     loop {
         let rows = log_rows(conn, q, log, 0, EXPORT_BATCH, after.as_ref())?;

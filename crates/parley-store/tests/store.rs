@@ -41,8 +41,7 @@ fn log(
     s: &DuckStore,
     r: Report,
     l: Log,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     filters: &[&str],
     page: u64,
     per: u64,
@@ -224,8 +223,7 @@ fn s6_5_log_paging_is_capped_but_export_is_not() {
         &s,
         Report::Messages,
         Log::Incoming,
-        "2026-01-05",
-        "2026-01-05",
+        ("2026-01-05", "2026-01-05"),
         &[],
         200,
         50,
@@ -237,8 +235,7 @@ fn s6_5_log_paging_is_capped_but_export_is_not() {
         &s,
         Report::Messages,
         Log::Incoming,
-        "2026-01-05",
-        "2026-01-05",
+        ("2026-01-05", "2026-01-05"),
         &[],
         201,
         50,
@@ -252,8 +249,7 @@ fn s6_5_log_paging_is_capped_but_export_is_not() {
         &s,
         Report::Messages,
         Log::Incoming,
-        "2026-01-05",
-        "2026-01-05",
+        ("2026-01-05", "2026-01-05"),
         &[],
         11,
         1000,
@@ -287,8 +283,7 @@ fn s6_5_log_ties_order_by_row_id_ascending() {
         &s,
         Report::Messages,
         Log::Incoming,
-        "2026-01-05",
-        "2026-01-05",
+        ("2026-01-05", "2026-01-05"),
         &[],
         1,
         50,
@@ -315,8 +310,7 @@ fn s1_deleted_users_show_by_id_and_deleted_channels_stay() {
             s,
             Report::Messages,
             Log::Outgoing,
-            "2026-01-05",
-            "2026-01-05",
+            ("2026-01-05", "2026-01-05"),
             &[],
             1,
             50,
@@ -436,8 +430,7 @@ fn s4_heatmap_and_buckets_in_kolkata_and_new_york() {
         &s2,
         Report::Messages,
         Log::Outgoing,
-        "2026-03-08",
-        "2026-03-08",
+        ("2026-03-08", "2026-03-08"),
         &[],
         1,
         5,
@@ -499,8 +492,7 @@ fn s2_3_an_invalid_batch_leaves_the_store_untouched() {
         &s,
         Report::Messages,
         Log::Incoming,
-        "2026-01-05",
-        "2026-01-05",
+        ("2026-01-05", "2026-01-05"),
         &[],
         1,
         50,
@@ -543,7 +535,7 @@ fn all_documents(s: &DuckStore) -> Vec<Value> {
     for r in Report::ALL {
         docs.push(report(s, *r, from, to, &[]));
         for l in r.logs() {
-            docs.push(log(s, *r, *l, from, to, &[], 1, 1000));
+            docs.push(log(s, *r, *l, (from, to), &[], 1, 1000));
         }
     }
     docs
