@@ -74,7 +74,8 @@ pub fn report(out: &mut dyn Write, doc: &ReportDoc) -> anyhow::Result<()> {
     )?;
     writeln!(out, "filters: {}", filters_line(&v["filters"]))?;
     let buckets: Vec<String> = doc.buckets.clone();
-    for (id, c) in v["components"].as_object().into_iter().flatten() {
+    for (id, component) in &doc.components.0 {
+        let c = &serde_json::to_value(component)?;
         let kind = cell(&c["kind"]);
         let status = cell(&c["status"]);
         writeln!(out)?;

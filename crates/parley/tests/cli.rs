@@ -579,6 +579,11 @@ fn table_format_is_readable() {
     );
     assert!(out.contains("outgoing_by_source: total 6"), "{out}");
     assert!(out.contains("User"), "{out}");
+    let first = out.find("incoming_by_channel").unwrap();
+    assert!(
+        first < out.find("delivery").unwrap(),
+        "components keep the document's order: {out}"
+    );
     let mut a = vec!["log", "assignments", "assignments"];
     a.extend_from_slice(WEEK);
     a.extend_from_slice(&["--format", "table"]);
@@ -605,5 +610,50 @@ fn demo_runs() {
     assert!(
         again.contains("0 events ingested, 498 already known"),
         "re-running is idempotent: {again}"
+    );
+}
+
+#[test]
+fn ingest_progress_bar_only_on_a_terminal() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&run(
+        d.path(),
+        &["workspace", "create", "w", "--timezone", "UTC"],
+    ));
+    let events = examples().join("madrid-dst/events.ndjson");
+    let out = run(
+        d.path(),
+        &["ingest", "--workspace", "w", events.to_str().unwrap()],
+    );
+    assert_eq!(ok(&out), "{\"accepted\": 485, \"duplicates\": 13}\n");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress noise off a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // script(1) gives the process a terminal.
+    let d2 = tempfile::tempdir().unwrap();
+    ok(&run(
+        d2.path(),
+        &["workspace", "create", "w", "--timezone", "UTC"],
+    ));
+    let cmd = format!(
+        "{} --data {} ingest --workspace w {}",
+        bin(),
+        d2.path().display(),
+        events.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) runs");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        shown.contains("ingesting"),
+        "a progress bar on a terminal: {shown}"
+    );
+    assert!(
+        shown.contains("{\"accepted\": 485, \"duplicates\": 13}"),
+        "{shown}"
     );
 }
