@@ -210,7 +210,7 @@ impl Preset {
 
     /// The inclusive local dates the preset covers when today is `today`.
     pub fn dates(self, today: Date) -> (Date, Date) {
-        let back = |n: i32| today.checked_sub(n.days()).expect("date in range");
+        let back = |n: i32| today.checked_sub(n.days()).unwrap_or(Date::MIN);
         match self {
             Preset::Today => (today, today),
             Preset::Yesterday => (back(1), back(1)),
@@ -236,6 +236,8 @@ pub enum RangeError {
     BadDate(String),
     #[error("from {from} is after to {to}")]
     FromAfterTo { from: Date, to: Date },
+    #[error("range ending {0} is outside the supported calendar")]
+    OutOfRange(Date),
 }
 
 /// Parses a `YYYY-MM-DD` date strictly.
@@ -278,11 +280,16 @@ pub struct Range {
 
 /// The first instant of a local day (the first existing one where midnight is skipped).
 pub fn start_of_day(date: Date, tz: &TimeZone) -> Instant {
+    try_start_of_day(date, tz).expect("day inside a validated range")
+}
+
+/// The first instant of a local day, or `None` past the ends of the supported calendar.
+fn try_start_of_day(date: Date, tz: &TimeZone) -> Option<Instant> {
     let zdt = date
         .to_zoned_datetime(tz.clone())
         .and_then(|z| z.start_of_day())
-        .expect("date in range");
-    Instant::from_timestamp(zdt.timestamp())
+        .ok()?;
+    Some(Instant::from_timestamp(zdt.timestamp()))
 }
 
 /// Today's local date in `tz` at `now`.
@@ -292,9 +299,11 @@ pub fn local_date(now: Instant, tz: &TimeZone) -> Date {
 
 impl Range {
     /// A range from a preset, evaluated at `now`.
-    pub fn preset(preset: Preset, now: Instant, tz: &TimeZone) -> Range {
+    pub fn preset(preset: Preset, now: Instant, tz: &TimeZone) -> Result<Range, RangeError> {
         let (from, to) = preset.dates(local_date(now, tz));
-        Range::build(Some(preset), from, to, tz)
+        let mut range = Range::custom(from, to, tz)?;
+        range.preset = Some(preset);
+        Ok(range)
     }
 
     /// A custom range of inclusive dates.
@@ -302,10 +311,18 @@ impl Range {
         if from > to {
             return Err(RangeError::FromAfterTo { from, to });
         }
-        Ok(Range::build(None, from, to, tz))
+        // The range runs from the start of `from` to the start of the day after `to`;
+        // both instants must exist.
+        let after = to.checked_add(1.day()).ok();
+        let bounds =
+            after.and_then(|a| Some((try_start_of_day(from, tz)?, try_start_of_day(a, tz)?)));
+        if bounds.is_none() {
+            return Err(RangeError::OutOfRange(to));
+        }
+        Ok(Range::build(from, to, tz))
     }
 
-    fn build(preset: Option<Preset>, from: Date, to: Date, tz: &TimeZone) -> Range {
+    fn build(from: Date, to: Date, tz: &TimeZone) -> Range {
         let days = (to.since(from).expect("in range").get_days() + 1) as i64;
         let bucket = match days {
             1..=2 => BucketKind::Hour,
@@ -314,7 +331,7 @@ impl Range {
         };
         let next = to.checked_add(1.day()).expect("date in range");
         Range {
-            preset,
+            preset: None,
             from,
             to,
             start: start_of_day(from, tz),
@@ -571,22 +588,22 @@ mod tests {
     fn presets_in_the_workspace_zone() {
         let z = tz("Europe/Madrid");
         let now = at("2025-10-27T11:55:05+01:00");
-        let r = Range::preset(Preset::Last30Days, now, &z);
+        let r = Range::preset(Preset::Last30Days, now, &z).unwrap();
         assert_eq!(
             (r.from.to_string(), r.to.to_string()),
             ("2025-09-28".into(), "2025-10-27".into())
         );
-        let r = Range::preset(Preset::LastMonth, now, &z);
+        let r = Range::preset(Preset::LastMonth, now, &z).unwrap();
         assert_eq!(
             (r.from.to_string(), r.to.to_string()),
             ("2025-09-01".into(), "2025-09-30".into())
         );
-        let r = Range::preset(Preset::ThisMonth, now, &z);
+        let r = Range::preset(Preset::ThisMonth, now, &z).unwrap();
         assert_eq!(r.from.to_string(), "2025-10-01");
         // 23:30 UTC is already tomorrow in Madrid.
-        let r = Range::preset(Preset::Today, at("2025-10-27T23:30:00Z"), &z);
+        let r = Range::preset(Preset::Today, at("2025-10-27T23:30:00Z"), &z).unwrap();
         assert_eq!(r.from.to_string(), "2025-10-28");
-        let r = Range::preset(Preset::Yesterday, now, &tz("America/New_York"));
+        let r = Range::preset(Preset::Yesterday, now, &tz("America/New_York")).unwrap();
         assert_eq!(r.from.to_string(), "2025-10-26");
     }
 
@@ -611,6 +628,39 @@ mod tests {
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[0].1, 7200);
         assert_eq!(segs[1], (at("2025-10-26T01:00:00Z"), 3600));
+    }
+
+    #[test]
+    fn a_day_whose_midnight_is_skipped_starts_at_its_first_instant() {
+        // Chile springs forward at 00:00 on 2026-09-06: the day starts at 01:00 (-03:00).
+        let z = tz("America/Santiago");
+        let d = parse_date("2026-09-06").unwrap();
+        assert_eq!(
+            start_of_day(d, &z).format_local(&z),
+            "2026-09-06T01:00:00-03:00"
+        );
+        let r = Range::custom(d, d, &z).unwrap();
+        assert_eq!(r.buckets().len(), 23);
+        assert_eq!(r.buckets()[0].label, "2026-09-06T01:00-03:00");
+    }
+
+    #[test]
+    fn a_range_at_the_end_of_the_calendar_is_refused_not_a_panic() {
+        let d = parse_date("9999-12-31").unwrap();
+        assert!(matches!(
+            Range::custom(d, d, &tz("UTC")),
+            Err(RangeError::OutOfRange(_))
+        ));
+        let now = at("9999-12-30T20:00:00Z");
+        assert!(matches!(
+            Range::preset(Preset::Today, now, &tz("UTC")),
+            Err(RangeError::OutOfRange(_))
+        ));
+        let d = parse_date("0000-01-01").unwrap();
+        assert!(
+            Range::custom(d, d, &tz("UTC")).is_ok(),
+            "year 0 is inside the calendar"
+        );
     }
 
     #[test]

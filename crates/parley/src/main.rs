@@ -382,7 +382,7 @@ fn query(store: &DuckStore, report: Report, view: &ViewArgs) -> Result<Query> {
         None => Instant::from_timestamp(jiff::Timestamp::now()),
     };
     let range = match (&view.range, &view.from, &view.to) {
-        (Some(p), _, _) => Range::preset((*p).into(), now, &tz),
+        (Some(p), _, _) => Range::preset((*p).into(), now, &tz)?,
         (None, Some(from), Some(to)) => {
             let from = time::parse_date(from)?;
             let to = time::parse_date(to)?;
