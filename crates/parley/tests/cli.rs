@@ -39,6 +39,26 @@ fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("json")
 }
 
+/// Starts `parley ingest --workspace WS -` with `batch` written to its stdin.
+fn ingest_stdin(data: &Path, ws: &str, batch: &str) -> std::process::Child {
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["ingest", "--workspace", ws, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    child
+}
+
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/examples")
 }
@@ -416,20 +436,23 @@ fn exit_codes_follow_the_cli_contract() {
 #[test]
 fn a_bad_batch_stores_nothing_and_names_the_event() {
     let d = madrid();
-    let before = ok(&run(
-        d.path(),
-        &[
-            "export",
-            "messages",
-            "incoming",
-            "--workspace",
-            "shop",
-            "--range",
-            "last_30_days",
-            "--now",
-            "2025-10-27T12:00:00+01:00",
-        ],
-    ));
+    let export = || {
+        ok(&run(
+            d.path(),
+            &[
+                "export",
+                "messages",
+                "incoming",
+                "--workspace",
+                "shop",
+                "--range",
+                "last_30_days",
+                "--now",
+                "2025-10-27T12:00:00+01:00",
+            ],
+        ))
+    };
+    let before = export();
     let batch = "\n{\"id\":\"n1\",\"type\":\"message.received\",\"at\":\"2025-10-27T10:00:00Z\",\"message_id\":\"n1\",\"contact_id\":\"c1\",\"channel_id\":\"tt\",\"content\":{\"type\":\"text\"}}\n\
                  {\"id\":\"n2\",\"type\":\"message.received\",\"at\":\"2025-10-27T10:00:00Z\",\"message_id\":\"n2\",\"contact_id\":\"c1\",\"channel_id\":\"tt\",\"content\":{\"type\":\"gif\"}}\n";
     let f = d.path().join("bad.ndjson");
@@ -447,20 +470,7 @@ fn a_bad_batch_stores_nothing_and_names_the_event() {
             && err.contains("content.type"),
         "{err}"
     );
-    let after = ok(&run(
-        d.path(),
-        &[
-            "export",
-            "messages",
-            "incoming",
-            "--workspace",
-            "shop",
-            "--range",
-            "last_30_days",
-            "--now",
-            "2025-10-27T12:00:00+01:00",
-        ],
-    ));
+    let after = export();
     assert_eq!(before, after, "nothing of the batch was stored");
 }
 
@@ -473,20 +483,7 @@ fn ingest_from_stdin_is_idempotent_across_processes_and_durable_when_killed() {
     ));
     let batch = "{\"id\":\"a\",\"type\":\"contact.added\",\"at\":\"2026-01-05T10:00:00Z\",\"contact\":{\"id\":\"c\",\"name\":\"Ann\"},\"source\":\"user\",\"user_id\":\"u\"}\n\
                  {\"id\":\"a\",\"type\":\"contact.added\",\"at\":\"2026-01-05T11:00:00Z\",\"contact\":{\"id\":\"c\",\"name\":\"Bob\"},\"source\":\"user\"}\n";
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(d.path())
-        .args(["ingest", "--workspace", "w", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
+    let mut child = ingest_stdin(d.path(), "w", batch);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -495,22 +492,10 @@ fn ingest_from_stdin_is_idempotent_across_processes_and_durable_when_killed() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(line.trim(), r#"{"accepted": 1, "duplicates": 1}"#);
-    let again = Command::new(bin())
-        .arg("--data")
-        .arg(d.path())
-        .args(["ingest", "--workspace", "w", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
+    let out = ingest_stdin(d.path(), "w", batch)
+        .wait_with_output()
         .unwrap();
-    let mut again = again;
-    again
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
-    let out = again.wait_with_output().unwrap();
+    assert!(out.stderr.is_empty(), "no progress bar off a terminal");
     assert_eq!(ok(&out).trim(), r#"{"accepted": 0, "duplicates": 2}"#);
     let log = json(&run(
         d.path(),
