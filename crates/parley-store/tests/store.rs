@@ -574,3 +574,174 @@ proptest! {
         prop_assert_eq!(&all_documents(&s), &baseline);
     }
 }
+
+/// One small workspace that touches every filter dimension of SPEC §5.
+fn every_dimension() -> DuckStore {
+    let s = store("UTC");
+    let e = |v: Value| v.to_string();
+    ingest(
+        &s,
+        &[
+            user("d1", "2026-01-01T00:00:00Z", "u1", "Ann", Some("t1")),
+            user("d2", "2026-01-01T00:00:00Z", "u2", "Bob", Some("t2")),
+            e(json!({"id": "a1", "type": "contact.added", "at": "2026-01-05T09:00:00Z", "contact": {"id": "a", "name": "Alice"}, "source": "user", "user_id": "u1"})),
+            e(json!({"id": "a2", "type": "contact.added", "at": "2026-01-05T09:00:00Z", "contact": {"id": "b", "name": "Bea"}, "source": "zapier", "user_id": "u1"})),
+            e(json!({"id": "o1", "type": "conversation.opened", "at": "2026-01-05T10:00:00Z", "conversation_id": "v1", "contact_id": "a", "source": "contact", "channel_id": "wa"})),
+            e(json!({"id": "s1", "type": "contact.assigned", "at": "2026-01-05T10:01:00Z", "contact_id": "a", "assignee_id": "u1", "source": "workflow"})),
+            recv("m1", "2026-01-05T10:02:00Z", "a", "wa"),
+            sent("m2", "2026-01-05T10:03:00Z", "a", "wa", "user", Some("u2")),
+            e(json!({"id": "m3", "type": "message.sent", "at": "2026-01-05T10:05:00Z", "message_id": "m3", "contact_id": "a", "channel_id": "wa", "source": "broadcast", "message_type": "whatsapp_template", "subtype": "promo", "broadcast": {"id": "bc1", "name": "Black Friday"}, "content": {"type": "template"}})),
+            e(json!({"id": "c1", "type": "conversation.closed", "at": "2026-01-05T10:10:00Z", "conversation_id": "v1", "source": "user", "user_id": "u1", "category": "Sales"})),
+            e(json!({"id": "o2", "type": "conversation.opened", "at": "2026-01-05T11:00:00Z", "conversation_id": "v2", "contact_id": "b", "source": "user"})),
+            e(json!({"id": "s2", "type": "contact.assigned", "at": "2026-01-05T11:01:00Z", "contact_id": "b", "assignee_id": "u2", "source": "user", "by_user_id": "u1"})),
+            e(json!({"id": "s3", "type": "contact.assigned", "at": "2026-01-05T11:02:00Z", "contact_id": "b", "assignee_id": null, "source": "bot"})),
+            e(json!({"id": "c2", "type": "conversation.closed", "at": "2026-01-05T11:10:00Z", "conversation_id": "v2", "source": "bot"})),
+            e(json!({"id": "g1", "type": "contact.merged", "at": "2026-01-05T12:00:00Z", "primary_contact_id": "a", "merged_contact_id": "b", "user_id": "u2"})),
+            e(json!({"id": "s4", "type": "contact.assigned", "at": "2026-01-05T13:00:00Z", "contact_id": "a", "assignee_id": "u2", "source": "zapier"})),
+        ],
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn s5_conversation_filters_match_their_dimension() {
+    let s = every_dimension();
+    let closed = |f: &str| {
+        value(
+            &report(&s, Report::Conversations, "2026-01-05", "2026-01-05", &[f]),
+            "closed",
+        )
+    };
+    let opened = |f: &str| {
+        value(
+            &report(&s, Report::Conversations, "2026-01-05", "2026-01-05", &[f]),
+            "opened",
+        )
+    };
+    assert_eq!(closed("closed_by_team=t1"), 1, "u1's team at the close");
+    assert_eq!(closed("closed_by_team=-"), 1);
+    assert_eq!(closed("closed_by_user=u1"), 1);
+    assert_eq!(closed("closed_source=bot"), 1);
+    assert_eq!(closed("first_response_by=u2"), 1);
+    assert_eq!(closed("first_response_by=-"), 1);
+    assert_eq!(closed("first_assignee=u2"), 1);
+    assert_eq!(closed("last_assignee=-"), 1, "an unassignment");
+    assert_eq!(closed("last_assignee=u1"), 1);
+    assert_eq!(closed("category=Sales"), 1);
+    assert_eq!(closed("category=-"), 1);
+    assert_eq!(closed("conversation=v2"), 1);
+    assert_eq!(opened("opened_channel=-"), 1);
+    assert_eq!(opened("opened_source=user"), 1);
+    assert_eq!(opened("contact_type=new"), 2);
+    assert_eq!(opened("contact=alice"), 1);
+}
+
+#[test]
+fn s5_message_contact_and_assignment_filters_match_their_dimension() {
+    let s = every_dimension();
+    let out = |f: &str| {
+        total(
+            &report(&s, Report::Messages, "2026-01-05", "2026-01-05", &[f]),
+            "outgoing_by_source",
+        )
+    };
+    assert_eq!(out("broadcast=Black Friday"), 1, "by the broadcast's name");
+    assert_eq!(out("broadcast=-"), 1);
+    assert_eq!(out("team=t2"), 1);
+    assert_eq!(out("type=whatsapp_template"), 1);
+    let subtype = &report(&s, Report::Messages, "2026-01-05", "2026-01-05", &[])["components"]
+        ["outgoing_by_subtype"];
+    assert_eq!(subtype["total"], 1, "only tagged and template messages");
+    assert_eq!(subtype["rows"][0]["key"], "promo");
+    let a = |f: &str| {
+        total(
+            &report(&s, Report::Assignments, "2026-01-05", "2026-01-05", &[f]),
+            "assignments_by_source",
+        )
+    };
+    assert_eq!(a("source=-"), 0);
+    assert_eq!(a("assignee=-"), 1, "assignee=- matches unassignments");
+    assert_eq!(
+        a("assigned_by=u1"),
+        1,
+        "the assigning user of a user-source assignment"
+    );
+    assert_eq!(a("assigned_by=-"), 3);
+    assert_eq!(
+        a("conversation=-"),
+        1,
+        "an assignment outside any conversation"
+    );
+    assert_eq!(a("contact=b"), 2);
+    let c = |f: &[&str]| report(&s, Report::Contacts, "2026-01-05", "2026-01-05", f);
+    assert_eq!(
+        value(&c(&["contact=b"]), "merged"),
+        1,
+        "merge rows match the merged contact"
+    );
+    assert_eq!(value(&c(&["contact=a"]), "merged"), 1, "and the primary");
+    assert_eq!(value(&c(&["source=user"]), "added"), 1);
+    assert_eq!(
+        value(&c(&["source=user"]), "merged"),
+        1,
+        "deleted and merged rows have source user"
+    );
+    assert_eq!(
+        c(&["source=zapier"])["components"]["merged"]["status"],
+        "no_data"
+    );
+    assert_eq!(
+        value(&c(&["user=u1"]), "added"),
+        1,
+        "the user only when the source is user"
+    );
+    let merged = log(
+        &s,
+        Report::Contacts,
+        Log::Merged,
+        ("2026-01-05", "2026-01-05"),
+        &["contact=Bea"],
+        1,
+        10,
+    );
+    assert_eq!(merged["rows"][0]["primary_contact_id"], "a");
+    assert_eq!(merged["rows"][0]["contact_name"], "Alice");
+    assert_eq!(merged["rows"][0]["user"], "Bob");
+    let conn = log(
+        &s,
+        Report::Contacts,
+        Log::Connected,
+        ("2026-01-05", "2026-01-05"),
+        &["source=incoming_message"],
+        1,
+        10,
+    );
+    assert_eq!(conn["total"], 1);
+    let conv = log(
+        &s,
+        Report::Conversations,
+        Log::Conversations,
+        ("2026-01-05", "2026-01-05"),
+        &["closed_by_team=t1"],
+        1,
+        10,
+    );
+    assert_eq!(
+        conv["rows"][0]["closed_by_team"], "t1",
+        "a team never upserted is shown by id"
+    );
+    assert_eq!(conv["rows"][0]["closed_by"], "Ann");
+    assert_eq!(conv["rows"][0]["first_response_by"], "Bob");
+    let v2 = log(
+        &s,
+        Report::Conversations,
+        Log::Conversations,
+        ("2026-01-05", "2026-01-05"),
+        &["conversation=v2"],
+        1,
+        10,
+    );
+    assert_eq!(v2["rows"][0]["last_assignee"], "Unassigned");
+    assert_eq!(v2["rows"][0]["closed_by"], Value::Null);
+}
