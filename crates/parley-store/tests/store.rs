@@ -745,3 +745,33 @@ fn s5_message_contact_and_assignment_filters_match_their_dimension() {
     assert_eq!(v2["rows"][0]["last_assignee"], "Unassigned");
     assert_eq!(v2["rows"][0]["closed_by"], Value::Null);
 }
+
+/// SPEC §8: the documents of a fixed scenario, snapshotted byte for byte.
+#[test]
+fn s8_documents_snapshot() {
+    let s = every_dimension();
+    let q = query(&s, Report::Conversations, "2026-01-05", "2026-01-05", &[]);
+    insta::assert_snapshot!(
+        "conversations_report",
+        serde_json::to_string_pretty(&s.report(&q).unwrap()).unwrap()
+    );
+    let page = s.log_page(&q, Log::Conversations, 1, 50).unwrap();
+    insta::assert_snapshot!(
+        "conversations_log",
+        serde_json::to_string_pretty(&page).unwrap()
+    );
+    let q = query(
+        &s,
+        Report::Assignments,
+        "2026-01-05",
+        "2026-01-05",
+        &["source=user", "source=bot"],
+    );
+    let mut csv = Vec::new();
+    s.export(&q, Log::Assignments, &mut |r| {
+        csv.push(r.join(","));
+        Ok(())
+    })
+    .unwrap();
+    insta::assert_snapshot!("assignments_export", csv.join("\n"));
+}
