@@ -11,8 +11,35 @@ use parley_core::fold_case;
 
 use crate::{IngestSummary, StoreError};
 
-/// Contacts derived together at most; bounds the memory of one derivation step.
+/// Contacts derived together at most.
 const CHUNK_CONTACTS: usize = 5_000;
+/// Events (named by contact) derived together at most, unless one contact alone has
+/// more: with `CHUNK_CONTACTS`, this bounds the memory of one derivation step.
+const CHUNK_EVENTS: i64 = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts(counts: &[i64]) -> Vec<(String, i64)> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("c{i}"), *n))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_bound_contacts_and_events() {
+        let c = contacts(&[60_000, 50_000, 10, 200_000, 5]);
+        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
+        assert_eq!(sizes, [1, 2, 1, 1], "a heavy contact stands alone");
+        let c = contacts(&vec![1; CHUNK_CONTACTS * 2 + 1]);
+        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
+        assert_eq!(sizes, [CHUNK_CONTACTS, CHUNK_CONTACTS, 1]);
+        assert!(chunks(&[]).is_empty());
+    }
+}
 
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -203,17 +230,21 @@ fn expand_closure(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 
 /// Re-derives the facts of every contact in `touched`, a chunk at a time.
 fn derive_touched(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    let touched: Vec<String> = {
-        let mut stmt =
-            conn.prepare("SELECT DISTINCT contact_id FROM touched ORDER BY contact_id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+    let touched: Vec<(String, i64)> = {
+        let mut stmt = conn.prepare(
+            "SELECT t.contact_id, count(e.contact_a)
+             FROM (SELECT DISTINCT contact_id FROM touched) t
+             LEFT JOIN events e ON e.workspace = $1 AND e.contact_a = t.contact_id
+             GROUP BY t.contact_id ORDER BY t.contact_id",
+        )?;
+        let rows = stmt.query_map([ws], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
-    for chunk in touched.chunks(CHUNK_CONTACTS) {
+    for chunk in chunks(&touched) {
         conn.execute_batch("DELETE FROM closure")?;
         {
             let mut app = conn.appender("closure")?;
-            for id in chunk {
+            for (id, _) in chunk {
                 app.append_row([id])?;
             }
             app.flush()?;
@@ -237,6 +268,24 @@ fn derive_touched(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         replace_facts(conn, ws, &facts)?;
     }
     Ok(())
+}
+
+/// Splits contacts (with their event counts) into runs of at most `CHUNK_CONTACTS`
+/// contacts and, where possible, `CHUNK_EVENTS` events.
+fn chunks(contacts: &[(String, i64)]) -> Vec<&[(String, i64)]> {
+    let mut out = Vec::new();
+    let (mut start, mut events) = (0, 0);
+    for (i, (_, n)) in contacts.iter().enumerate() {
+        if i > start && (i - start >= CHUNK_CONTACTS || events + n > CHUNK_EVENTS) {
+            out.push(&contacts[start..i]);
+            (start, events) = (i, 0);
+        }
+        events += n;
+    }
+    if start < contacts.len() {
+        out.push(&contacts[start..]);
+    }
+    out
 }
 
 fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
