@@ -17,30 +17,6 @@ const CHUNK_CONTACTS: usize = 5_000;
 /// more: with `CHUNK_CONTACTS`, this bounds the memory of one derivation step.
 const CHUNK_EVENTS: i64 = 100_000;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contacts(counts: &[i64]) -> Vec<(String, i64)> {
-        counts
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("c{i}"), *n))
-            .collect()
-    }
-
-    #[test]
-    fn chunks_bound_contacts_and_events() {
-        let c = contacts(&[60_000, 50_000, 10, 200_000, 5]);
-        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
-        assert_eq!(sizes, [1, 2, 1, 1], "a heavy contact stands alone");
-        let c = contacts(&vec![1; CHUNK_CONTACTS * 2 + 1]);
-        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
-        assert_eq!(sizes, [CHUNK_CONTACTS, CHUNK_CONTACTS, 1]);
-        assert!(chunks(&[]).is_empty());
-    }
-}
-
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -426,4 +402,28 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
 fn finish(mut app: Appender<'_>) -> Result<(), StoreError> {
     app.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contacts(counts: &[i64]) -> Vec<(String, i64)> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("c{i}"), *n))
+            .collect()
+    }
+
+    #[test]
+    fn chunks_bound_contacts_and_events() {
+        let c = contacts(&[60_000, 50_000, 10, 200_000, 5]);
+        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
+        assert_eq!(sizes, [1, 2, 1, 1], "a heavy contact stands alone");
+        let c = contacts(&vec![1; CHUNK_CONTACTS * 2 + 1]);
+        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
+        assert_eq!(sizes, [CHUNK_CONTACTS, CHUNK_CONTACTS, 1]);
+        assert!(chunks(&[]).is_empty());
+    }
 }
