@@ -362,7 +362,8 @@ impl RowFormatter<'_> {
     }
 }
 
-fn enum_label(wire: &str) -> String {
+/// The English label of any enumeration's wire value (the value itself if unknown).
+pub fn enum_label(wire: &str) -> String {
     enums::label_of_source(wire)
         .or_else(|| MessageType::from_wire(wire).map(|v| v.label()))
         .or_else(|| ContactType::from_wire(wire).map(|v| v.label()))

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use parley_core::doc::{LogPage, ReportDoc};
+use parley_core::doc::{enum_label, LogPage, ReportDoc};
+use parley_core::report::{ColType, Report};
+use parley_core::time::format_duration;
 use serde_json::Value;
 
 /// Writes rows as left-aligned columns under a header.
@@ -168,11 +170,29 @@ pub fn log(out: &mut dyn Write, page: &LogPage) -> anyhow::Result<()> {
         page.per_page
     )?;
     let header: Vec<String> = page.columns.iter().map(|c| c.to_string()).collect();
+    let types = Report::from_wire(page.report)
+        .and_then(|r| r.log(page.log))
+        .map(|l| l.columns())
+        .unwrap_or_default();
+    // As in CSV: labels for enumerations and clock times for durations.
+    let shown = |t: Option<ColType>, v: &Value| match (t, v) {
+        (Some(ColType::Enum), Value::String(s)) => enum_label(s),
+        (Some(ColType::Duration), Value::Number(n)) => {
+            format_duration(n.as_i64().unwrap_or_default())
+        }
+        _ => cell(v),
+    };
     let rows: Vec<Vec<String>> = v["rows"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| page.columns.iter().map(|c| cell(&r[*c])).collect())
+        .map(|r| {
+            page.columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| shown(types.get(i).map(|(_, t)| *t), &r[*c]))
+                .collect()
+        })
         .collect();
     grid(out, &header, &rows, "")?;
     Ok(())
