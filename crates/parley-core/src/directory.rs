@@ -140,3 +140,57 @@ pub fn team_spans(events: &[Event]) -> Vec<TeamSpan> {
     out.sort_by(|a, b| (&a.user_id, a.from).cmp(&(&b.user_id, b.from)));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event;
+
+    fn events(lines: &[&str]) -> Vec<Event> {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| parse_event(l.as_bytes(), i + 1, i).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn s1_deleted_channels_keep_their_name_but_are_not_offered() {
+        let d = Directory::from_events(&events(&[
+            r#"{"id":"1","type":"channel.upserted","at":"2026-01-01T00:00:00Z","channel":{"id":"wa","name":"WhatsApp","kind":"whatsapp"}}"#,
+            r#"{"id":"2","type":"channel.upserted","at":"2026-01-01T00:00:00Z","channel":{"id":"tg","name":"Telegram","kind":"telegram"}}"#,
+            r#"{"id":"3","type":"channel.deleted","at":"2026-01-02T00:00:00Z","channel_id":"wa"}"#,
+        ]));
+        assert_eq!(d.channel("wa"), "WhatsApp");
+        assert_eq!(d.channel("sms"), "sms", "never upserted: its bare id");
+        assert_eq!(
+            d.offered_channels(),
+            [("tg".to_string(), "Telegram".to_string())]
+        );
+    }
+
+    #[test]
+    fn s2_1_names_and_teams_follow_application_order() {
+        let evs = events(&[
+            r#"{"id":"b","type":"user.upserted","at":"2026-01-01T00:00:00Z","user":{"id":"u","name":"Second","team_id":"t2"}}"#,
+            r#"{"id":"a","type":"user.upserted","at":"2026-01-01T00:00:00Z","user":{"id":"u","name":"First","team_id":"t1"}}"#,
+            r#"{"id":"c","type":"user.deleted","at":"2026-01-03T00:00:00Z","user_id":"u"}"#,
+            r#"{"id":"d","type":"team.upserted","at":"2026-01-01T00:00:00Z","team":{"id":"t2","name":"Support"}}"#,
+        ]);
+        let d = Directory::from_events(&evs);
+        assert_eq!(d.user("u"), "u", "the last directory event is a delete");
+        assert_eq!(d.team("t2"), "Support");
+        let spans = team_spans(&evs);
+        assert_eq!(
+            spans.len(),
+            1,
+            "the same-instant upsert with the lower id is overridden"
+        );
+        assert_eq!(spans[0].team_id, "t2");
+        assert_eq!(
+            spans[0].to,
+            Instant(i64::MAX),
+            "deleting a user does not change its team"
+        );
+    }
+}

@@ -357,12 +357,13 @@ fn join(path: &str, key: &str) -> String {
 /// Typed access to one JSON object's fields, reporting dotted paths.
 struct Fields<'a> {
     obj: &'a Map<String, Value>,
-    prefix: &'a str,
+    /// The dotted path of this object inside the event (`""` at the top).
+    prefix: String,
 }
 
 impl<'a> Fields<'a> {
     fn path(&self, key: &str) -> String {
-        join(self.prefix, key)
+        join(&self.prefix, key)
     }
 
     fn present(&self, key: &str) -> Option<&'a Value> {
@@ -421,22 +422,9 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(Value::Object(obj)) => Ok(Some(Fields {
                 obj,
-                prefix: self.prefix_for(key),
+                prefix: self.path(key),
             })),
             Some(_) => Err(fault(&self.path(key), "must be an object")),
-        }
-    }
-
-    fn prefix_for(&self, key: &str) -> &'a str {
-        // Nested prefixes are only one level deep in SPEC's events; leak-free by matching.
-        match key {
-            "user" => "user",
-            "team" => "team",
-            "channel" => "channel",
-            "contact" => "contact",
-            "content" => "content",
-            "broadcast" => "broadcast",
-            _ => "",
         }
     }
 
@@ -456,7 +444,10 @@ fn parse_object(obj: &Map<String, Value>) -> Result<Event, Fault> {
         }
         check_lengths(value, key)?;
     }
-    let f = Fields { obj, prefix: "" };
+    let f = Fields {
+        obj,
+        prefix: String::new(),
+    };
     let id = f.text("id")?;
     let chars = id.chars().count();
     if chars == 0 || chars > MAX_ID_CHARS {
