@@ -775,3 +775,51 @@ fn s8_documents_snapshot() {
     .unwrap();
     insta::assert_snapshot!("assignments_export", csv.join("\n"));
 }
+
+#[test]
+fn s1_nothing_crosses_between_workspaces() {
+    let s = store("UTC");
+    s.create_workspace(&Workspace {
+        id: "v".into(),
+        timezone: "Asia/Kolkata".into(),
+        name: "v".into(),
+    })
+    .unwrap();
+    let batch = [
+        recv("m1", "2026-01-05T10:00:00Z", "c", "wa"),
+        user("d1", "2026-01-01T00:00:00Z", "u1", "Ann", None),
+        sent("m2", "2026-01-05T10:01:00Z", "c", "wa", "user", Some("u1")),
+    ];
+    assert_eq!(ingest(&s, &batch).unwrap().accepted, 3);
+    let other = batch[..1].join("\n");
+    let summary = s.ingest("v", &mut other.as_bytes(), &mut |_| {}).unwrap();
+    assert_eq!(
+        summary.accepted, 1,
+        "the same event id is new in another workspace"
+    );
+    let q = |ws: &str| {
+        let workspace = s.workspace(ws).unwrap();
+        let tz = parse_zone(&workspace.timezone).unwrap();
+        let d = parse_date("2026-01-05").unwrap();
+        Query {
+            report: Report::Messages,
+            range: Range::custom(d, d, &tz).unwrap(),
+            filters: Filters::default(),
+            workspace,
+        }
+    };
+    let w = serde_json::to_value(s.report(&q("w")).unwrap()).unwrap();
+    let v = serde_json::to_value(s.report(&q("v")).unwrap()).unwrap();
+    assert_eq!(w["components"]["outgoing_by_source"]["total"], 1);
+    assert_eq!(v["components"]["outgoing_by_source"]["total"], 0);
+    assert_eq!(v["timezone"], "Asia/Kolkata");
+    s.rebuild("v").unwrap();
+    let w2 = serde_json::to_value(s.report(&q("w")).unwrap()).unwrap();
+    assert_eq!(w, w2, "rebuilding one workspace leaves the other alone");
+    let page = serde_json::to_value(s.log_page(&q("v"), Log::Incoming, 1, 10).unwrap()).unwrap();
+    assert_eq!(page["total"], 1);
+    assert!(matches!(
+        s.ingest("nope", &mut "".as_bytes(), &mut |_| {}),
+        Err(StoreError::UnknownWorkspace(_))
+    ));
+}
