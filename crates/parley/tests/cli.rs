@@ -63,6 +63,15 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/examples")
 }
 
+/// The madrid example's last 30 days, pinned to its "now".
+const LAST_30: &[&str] = &[
+    "--workspace",
+    "shop",
+    "--range",
+    "last_30_days",
+    "--now",
+    "2025-10-27T12:00:00+01:00",
+];
 const WEEK: &[&str] = &[
     "--workspace",
     "shop",
@@ -359,17 +368,8 @@ fn exit_codes_follow_the_cli_contract() {
         "enum"
     );
     let log = |extra: &[&str]| {
-        let mut a = vec![
-            "log",
-            "messages",
-            "incoming",
-            "--workspace",
-            "shop",
-            "--range",
-            "last_30_days",
-            "--now",
-            "2025-10-27T12:00:00+01:00",
-        ];
+        let mut a = vec!["log", "messages", "incoming"];
+        a.extend_from_slice(LAST_30);
         a.extend_from_slice(extra);
         run(p, &a)
     };
@@ -437,20 +437,9 @@ fn exit_codes_follow_the_cli_contract() {
 fn a_bad_batch_stores_nothing_and_names_the_event() {
     let d = madrid();
     let export = || {
-        ok(&run(
-            d.path(),
-            &[
-                "export",
-                "messages",
-                "incoming",
-                "--workspace",
-                "shop",
-                "--range",
-                "last_30_days",
-                "--now",
-                "2025-10-27T12:00:00+01:00",
-            ],
-        ))
+        let mut a = vec!["export", "messages", "incoming"];
+        a.extend_from_slice(LAST_30);
+        ok(&run(d.path(), &a))
     };
     let before = export();
     let batch = "\n{\"id\":\"n1\",\"type\":\"message.received\",\"at\":\"2025-10-27T10:00:00Z\",\"message_id\":\"n1\",\"contact_id\":\"c1\",\"channel_id\":\"tt\",\"content\":{\"type\":\"text\"}}\n\
