@@ -823,3 +823,57 @@ fn s1_nothing_crosses_between_workspaces() {
         Err(StoreError::UnknownWorkspace(_))
     ));
 }
+
+#[test]
+fn s2_3_inconsistent_events_wait_for_the_missing_ones_across_batches() {
+    let s = store("UTC");
+    let e = |v: Value| v.to_string();
+    // Batch 1: a close, receipts and an assignment-free conversation's pieces, all early.
+    ingest(
+        &s,
+        &[
+            e(json!({"id": "c1", "type": "conversation.closed", "at": "2026-01-05T10:30:00Z", "conversation_id": "v1", "source": "bot"})),
+            e(json!({"id": "r1", "type": "message.status", "at": "2026-01-05T10:05:00Z", "message_id": "m1", "status": "read"})),
+            e(json!({"id": "r2", "type": "message.status", "at": "2026-01-05T09:00:00Z", "message_id": "m1", "status": "failed"})),
+        ],
+    )
+    .unwrap();
+    let closed = |s: &DuckStore| {
+        value(
+            &report(s, Report::Conversations, "2026-01-05", "2026-01-05", &[]),
+            "closed",
+        )
+    };
+    assert_eq!(
+        closed(&s),
+        0,
+        "a close for an unknown conversation counts nothing yet"
+    );
+    // Batch 2: the open and the message arrive.
+    ingest(
+        &s,
+        &[
+            e(json!({"id": "o1", "type": "conversation.opened", "at": "2026-01-05T10:00:00Z", "conversation_id": "v1", "contact_id": "c", "source": "contact"})),
+            sent("m1", "2026-01-05T10:01:00Z", "c", "wa", "bot", None),
+        ],
+    )
+    .unwrap();
+    assert_eq!(closed(&s), 1, "the stored close now applies");
+    let d = report(&s, Report::Messages, "2026-01-05", "2026-01-05", &[]);
+    let delivery = &d["components"]["delivery"]["rows"];
+    assert_eq!(delivery[0]["key"], "read", "the later receipt counts");
+    assert_eq!(delivery[0]["count"], 1);
+    let failed = log(
+        &s,
+        Report::Messages,
+        Log::Failed,
+        ("2026-01-05", "2026-01-05"),
+        &[],
+        1,
+        10,
+    );
+    assert_eq!(
+        failed["total"], 0,
+        "a receipt dated before its message finds nothing, permanently"
+    );
+}
