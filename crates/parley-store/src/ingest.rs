@@ -9,7 +9,7 @@ use parley_core::directory::team_spans;
 use parley_core::event::{parse_event, Event};
 use parley_core::fold_case;
 
-use crate::{IngestSummary, StoreError};
+use crate::{IngestSummary, Progress, StoreError};
 
 /// Contacts derived together at most.
 const CHUNK_CONTACTS: usize = 5_000;
@@ -26,7 +26,7 @@ pub(crate) fn ingest(
     conn: &Connection,
     ws: &str,
     input: &mut dyn BufRead,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<IngestSummary, StoreError> {
     conn.execute_batch("DELETE FROM stage; DELETE FROM stage_new;")?;
     let total = stage_batch(conn, input, progress)?;
@@ -37,6 +37,7 @@ pub(crate) fn ingest(
          WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.workspace = $1 AND e.id = s.id)",
         [ws],
     )? as u64;
+    progress(Progress::Deriving);
     conn.execute("INSERT INTO events SELECT $1, * FROM stage_new", [ws])?;
     conn.execute_batch("DELETE FROM touched")?;
     conn.execute(
@@ -71,7 +72,7 @@ pub(crate) fn ingest(
 fn stage_batch(
     conn: &Connection,
     input: &mut dyn BufRead,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<u64, StoreError> {
     let mut app = conn.appender("stage")?;
     let (mut line_no, mut index, mut bytes) = (0usize, 0usize, 0u64);
@@ -105,11 +106,11 @@ fn stage_batch(
         ])?;
         index += 1;
         if line_no % 8192 == 0 {
-            progress(bytes);
+            progress(Progress::Read(bytes));
         }
     }
     app.flush()?;
-    progress(bytes);
+    progress(Progress::Read(bytes));
     Ok(index as u64)
 }
 

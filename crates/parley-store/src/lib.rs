@@ -23,6 +23,15 @@ pub struct Workspace {
     pub name: String,
 }
 
+/// How far an ingest has come, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Bytes of the batch read and validated so far.
+    Read(u64),
+    /// The batch is staged; facts of the touched contacts are being derived.
+    Deriving,
+}
+
 /// The outcome of one ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestSummary {
@@ -69,12 +78,12 @@ pub trait Store {
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
     fn workspace(&self, id: &str) -> Result<Workspace, StoreError>;
     /// Validates a whole NDJSON batch and stores it atomically: on any invalid event
-    /// nothing is stored. `progress` receives the bytes read so far.
+    /// nothing is stored. `progress` hears how far it has come.
     fn ingest(
         &self,
         workspace: &str,
         input: &mut dyn BufRead,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError>;
     /// Recomputes every fact of the workspace from its event log.
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError>;
@@ -210,7 +219,7 @@ impl Store for DuckStore {
         &self,
         workspace: &str,
         input: &mut dyn BufRead,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
         self.workspace(workspace)?;
         self.in_transaction(|| ingest::ingest(&self.conn, workspace, input, progress))

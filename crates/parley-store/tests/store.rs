@@ -877,3 +877,21 @@ fn s2_3_inconsistent_events_wait_for_the_missing_ones_across_batches() {
         "a receipt dated before its message finds nothing, permanently"
     );
 }
+
+#[test]
+fn ingest_reports_bytes_read_then_derivation() {
+    let s = store("UTC");
+    let text = [
+        recv("m1", "2026-01-05T10:00:00Z", "c", "wa"),
+        recv("m2", "2026-01-05T10:00:00Z", "c", "wa"),
+    ]
+    .join("\n");
+    let mut seen = Vec::new();
+    s.ingest("w", &mut text.as_bytes(), &mut |p| seen.push(p))
+        .unwrap();
+    assert_eq!(seen.last(), Some(&parley_store::Progress::Deriving));
+    assert!(
+        seen.contains(&parley_store::Progress::Read(text.len() as u64)),
+        "{seen:?}"
+    );
+}

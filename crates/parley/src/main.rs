@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use parley_core::report::{Filters, Report};
 use parley_core::time::{self, parse_rfc3339, Instant, Preset, Range};
-use parley_store::{DuckStore, Query, Store, Workspace};
+use parley_store::{DuckStore, Progress, Query, Store, Workspace};
 
 #[derive(Parser)]
 #[command(
@@ -359,16 +359,21 @@ fn ingest(store: &DuckStore, workspace: &str, file: &str) -> Result<parley_store
         };
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} ingesting {bytes}/{total_bytes} {wide_bar} {eta}",
+                "{spinner} {msg} {bytes}/{total_bytes} {wide_bar} {eta}",
             )
             .expect("static template"),
         );
+        bar.set_message("ingesting");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
         bar
     } else {
         indicatif::ProgressBar::hidden()
     };
     let mut input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 20, reader));
-    let summary = store.ingest(workspace, &mut input, &mut |bytes| bar.set_position(bytes))?;
+    let summary = store.ingest(workspace, &mut input, &mut |p| match p {
+        Progress::Read(bytes) => bar.set_position(bytes),
+        Progress::Deriving => bar.set_message("deriving facts"),
+    })?;
     bar.finish_and_clear();
     Ok(summary)
 }
