@@ -200,9 +200,11 @@ fn run(cli: Cli) -> Result<()> {
             if !valid_workspace_id(&id) {
                 bail!("workspace id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'");
             }
-            if time::parse_zone(&timezone).is_none() {
+            let Some(tz) = time::parse_zone(&timezone) else {
                 bail!("unknown time zone {timezone:?}");
-            }
+            };
+            // Zone lookup ignores case; store the canonical spelling that reports echo.
+            let timezone = tz.iana_name().map_or(timezone.clone(), str::to_string);
             let ws = Workspace {
                 name: name.unwrap_or_else(|| id.clone()),
                 id,

@@ -163,10 +163,20 @@ fn workspace_create_and_list() {
         out,
         serde_json::json!({"id": "zeta", "timezone": "Asia/Kolkata", "name": "Zeta Inc"})
     );
-    ok(&run(
+    let alpha = json(&run(
         d.path(),
-        &["workspace", "create", "alpha", "--timezone", "UTC"],
+        &[
+            "workspace",
+            "create",
+            "alpha",
+            "--timezone",
+            "europe/madrid",
+        ],
     ));
+    assert_eq!(
+        alpha["timezone"], "Europe/Madrid",
+        "the canonical IANA name is stored"
+    );
     let list = json(&run(d.path(), &["workspace", "list"]));
     assert_eq!(list[0]["id"], "alpha");
     assert_eq!(list[0]["name"], "alpha", "name defaults to the id");
