@@ -895,3 +895,65 @@ fn ingest_reports_bytes_read_then_derivation() {
         "{seen:?}"
     );
 }
+
+/// A random event from a small universe, so that ties, merges and ids shared between
+/// contacts are frequent.
+fn arb_event() -> impl Strategy<Value = Value> {
+    let contact = || (0..5u8).prop_map(|c| format!("c{c}"));
+    let at = (0..6u8).prop_map(|k| format!("2026-01-05T10:0{k}:00Z"));
+    let conv = (0..5u8).prop_map(|c| format!("cv{c}"));
+    let msg = (0..6u8).prop_map(|m| format!("m{m}"));
+    prop_oneof![
+        (at.clone(), conv.clone(), contact()).prop_map(|(at, v, c)| json!({"type": "conversation.opened", "at": at, "conversation_id": v, "contact_id": c, "source": "contact", "channel_id": "wa"})),
+        (at.clone(), conv, prop::sample::select(vec!["bot", "user", "contact_merged"])).prop_map(|(at, v, s)| json!({"type": "conversation.closed", "at": at, "conversation_id": v, "source": s, "user_id": "u0", "category": "Sales"})),
+        (at.clone(), contact(), prop::sample::select(vec![Some("u0"), Some("u1"), None])).prop_map(|(at, c, u)| json!({"type": "contact.assigned", "at": at, "contact_id": c, "assignee_id": u, "source": "user", "by_user_id": "u1"})),
+        (at.clone(), msg.clone(), contact()).prop_map(|(at, m, c)| json!({"type": "message.received", "at": at, "message_id": m, "contact_id": c, "channel_id": "wa", "content": {"type": "text", "text": "q"}})),
+        (at.clone(), msg.clone(), contact(), prop::sample::select(vec!["user", "bot", "broadcast"]), prop::sample::select(vec!["wa", "tg"])).prop_map(|(at, m, c, s, ch)| json!({"type": "message.sent", "at": at, "message_id": m, "contact_id": c, "channel_id": ch, "source": s, "user_id": "u0", "message_type": "session", "content": {"type": "image"}})),
+        (at.clone(), msg, prop::sample::select(vec!["delivered", "read", "failed"])).prop_map(|(at, m, s)| json!({"type": "message.status", "at": at, "message_id": m, "status": s})),
+        (at.clone(), contact(), contact()).prop_map(|(at, a, b)| json!({"type": "contact.merged", "at": at, "primary_contact_id": a, "merged_contact_id": b, "user_id": "u1"})),
+        (at.clone(), contact()).prop_map(|(at, c)| json!({"type": "contact.deleted", "at": at, "contact_id": c, "user_id": "u1"})),
+        (at, contact()).prop_map(|(at, c)| json!({"type": "contact.added", "at": at, "contact": {"id": c, "name": c}, "source": "user", "user_id": "u0"})),
+    ]
+}
+
+fn day_documents(s: &DuckStore) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for r in Report::ALL {
+        docs.push(report(s, *r, "2026-01-05", "2026-01-05", &[]));
+        for l in r.logs() {
+            docs.push(log(s, *r, *l, ("2026-01-05", "2026-01-05"), &[], 1, 1000));
+        }
+    }
+    docs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Batching never changes documents, even when merges and ids shared between
+    /// contacts tie their histories together: each batch must re-derive the whole group.
+    #[test]
+    fn batching_random_events_never_changes_documents(
+        events in prop::collection::vec(arb_event(), 1..60),
+        cuts in prop::collection::vec(0usize..60, 0..6),
+    ) {
+        let lines: Vec<String> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut e)| {
+                e["id"] = json!(format!("e{i:03}"));
+                e.to_string()
+            })
+            .collect();
+        let whole = store("UTC");
+        ingest(&whole, &lines).unwrap();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(lines.len())).collect();
+        bounds.extend([0, lines.len()]);
+        bounds.sort();
+        let batched = store("UTC");
+        for w in bounds.windows(2) {
+            ingest(&batched, &lines[w[0]..w[1]]).unwrap();
+        }
+        prop_assert_eq!(day_documents(&batched), day_documents(&whole));
+    }
+}
