@@ -39,8 +39,10 @@ enum Command {
     Workspace(WorkspaceCommand),
     /// Ingest an NDJSON batch of events from FILE, or stdin with `-`.
     Ingest {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
+        /// An NDJSON file, or `-` for stdin.
         file: String,
     },
     /// Print a report.
@@ -48,35 +50,43 @@ enum Command {
         report: ReportArg,
         #[command(flatten)]
         view: ViewArgs,
+        /// json (the document of SPEC §8) or table (for a terminal).
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
     /// Print one page of a report's log.
     Log {
         report: ReportArg,
+        /// conversations: conversations · messages: incoming, outgoing, failed ·
+        /// contacts: added, connected, deleted, merged · assignments: assignments
         log: String,
         #[command(flatten)]
         view: ViewArgs,
+        /// Page number, from 1; only the first 10,000 rows can be paged.
         #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
         page: i64,
+        /// Rows per page, 1 to 1000.
         #[arg(long = "per-page", default_value_t = 50, allow_negative_numbers = true)]
         per_page: i64,
+        /// json (the document of SPEC §8) or table (for a terminal).
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
     /// Stream a whole log as CSV to stdout.
     Export {
         report: ReportArg,
+        /// The log to export (see `parley log --help`).
         log: String,
         #[command(flatten)]
         view: ViewArgs,
     },
     /// Recompute every fact of a workspace from its event log.
     Rebuild {
+        /// The workspace's id.
         #[arg(long)]
         workspace: String,
     },
-    /// Run parley's main job on its embedded default.
+    /// Ingest a sample shop's events into a `demo` workspace and print every report.
     Demo,
 }
 
@@ -151,6 +161,7 @@ enum Format {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("range_choice").required(true).args(["range", "from"])))]
 struct ViewArgs {
+    /// The workspace's id.
     #[arg(long)]
     workspace: String,
     /// A date preset in the workspace's zone.
