@@ -588,3 +588,52 @@ fn ingest_progress_bar_only_on_a_terminal() {
         "{shown}"
     );
 }
+
+#[test]
+fn any_order_and_batching_gives_byte_identical_output() {
+    let forward = madrid();
+    let text = std::fs::read_to_string(examples().join("madrid-dst/events.ndjson")).unwrap();
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Keep the first occurrence of each id first, then reverse: the set stays the same.
+    let mut seen = std::collections::HashSet::new();
+    lines.retain(|l| {
+        seen.insert(serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].to_string())
+    });
+    lines.reverse();
+    let other = tempfile::tempdir().unwrap();
+    ok(&run(
+        other.path(),
+        &["workspace", "create", "shop", "--timezone", "Europe/Madrid"],
+    ));
+    let (a, b) = lines.split_at(lines.len() / 3);
+    for (i, part) in [a, b].iter().enumerate() {
+        let f = other.path().join(format!("part{i}.ndjson"));
+        std::fs::write(&f, part.join("\n")).unwrap();
+        ok(&run(
+            other.path(),
+            &["ingest", "--workspace", "shop", f.to_str().unwrap()],
+        ));
+    }
+    let commands: [&[&str]; 5] = [
+        &["report", "conversations"],
+        &["report", "messages"],
+        &[
+            "log",
+            "conversations",
+            "conversations",
+            "--per-page",
+            "1000",
+        ],
+        &["export", "messages", "outgoing"],
+        &["export", "contacts", "connected"],
+    ];
+    for cmd in commands {
+        let mut args = cmd.to_vec();
+        args.extend_from_slice(LAST_30);
+        assert_eq!(
+            ok(&run(forward.path(), &args)),
+            ok(&run(other.path(), &args)),
+            "{cmd:?}"
+        );
+    }
+}
