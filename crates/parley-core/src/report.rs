@@ -669,6 +669,111 @@ mod tests {
         assert!(f.applicable(Log::Connected.accepts()));
     }
 
+    /// The table at the end of SPEC §5, transcribed literally.
+    #[test]
+    fn section5_table_for_every_component_and_log() {
+        let opened = [
+            "opened_channel",
+            "opened_source",
+            "contact_type",
+            "contact",
+            "conversation",
+        ];
+        let all_conv = [
+            "closed_source",
+            "first_assignee",
+            "first_response_by",
+            "last_assignee",
+            "closed_by_team",
+            "closed_by_user",
+            "category",
+            "opened_channel",
+            "opened_source",
+            "contact_type",
+            "contact",
+            "conversation",
+        ];
+        let incoming = ["channel", "contact"];
+        let outgoing = [
+            "channel",
+            "contact",
+            "source",
+            "type",
+            "team",
+            "user",
+            "broadcast",
+        ];
+        let activity = ["user", "source", "contact"];
+        let connected = ["channel", "user", "source", "contact"];
+        let assignments = [
+            "source",
+            "assignee",
+            "assigned_by",
+            "contact",
+            "conversation",
+        ];
+        let table: &[(Report, &str, &[&str])] = &[
+            (Report::Conversations, "opened", &opened),
+            (Report::Conversations, "open_vs_closed", &opened),
+            (Report::Conversations, "opened_heatmap", &opened),
+            (Report::Conversations, "opened_by_contact_type", &opened),
+            (Report::Conversations, "opened_by_source", &opened),
+            (Report::Conversations, "opened_by_channel", &opened),
+            (Report::Conversations, "closed", &all_conv),
+            (Report::Conversations, "closed_heatmap", &all_conv),
+            (Report::Conversations, "closed_by_category", &all_conv),
+            (Report::Conversations, "closed_by_source", &all_conv),
+            (Report::Conversations, "closed_by_contact_type", &all_conv),
+            (Report::Messages, "incoming_by_channel", &incoming),
+            (Report::Messages, "outgoing_by_channel", &outgoing),
+            (Report::Messages, "outgoing_by_source", &outgoing),
+            (Report::Messages, "outgoing_by_type", &outgoing),
+            (Report::Messages, "outgoing_by_subtype", &outgoing),
+            (Report::Messages, "delivery", &outgoing),
+            (Report::Contacts, "added", &activity),
+            (Report::Contacts, "deleted", &activity),
+            (Report::Contacts, "merged", &activity),
+            (Report::Contacts, "added_vs_deleted_vs_merged", &activity),
+            (Report::Contacts, "added_by_source", &activity),
+            (Report::Contacts, "connected_by_channel", &connected),
+            (Report::Assignments, "assignments_by_source", &assignments),
+        ];
+        fn sorted<'a>(v: &[&'a str]) -> Vec<&'a str> {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        }
+        for (report, id, want) in table {
+            let c = report.components().iter().find(|c| c.id == *id).unwrap();
+            assert_eq!(sorted(c.accepts), sorted(want), "{id}");
+        }
+        assert_eq!(
+            table.len(),
+            Report::ALL
+                .iter()
+                .map(|r| r.components().len())
+                .sum::<usize>()
+        );
+        let logs: &[(Log, &[&str])] = &[
+            (Log::Conversations, &all_conv),
+            (Log::Incoming, &incoming),
+            (Log::Outgoing, &outgoing),
+            (Log::Failed, &outgoing),
+            (Log::Added, &activity),
+            (Log::Deleted, &activity),
+            (Log::Merged, &activity),
+            (Log::Connected, &connected),
+            (Log::Assignments, &assignments),
+        ];
+        for (log, want) in logs {
+            assert_eq!(sorted(log.accepts()), sorted(want), "{}", log.wire());
+        }
+        assert_eq!(sorted(Report::Conversations.filters()), sorted(&all_conv));
+        assert_eq!(sorted(Report::Messages.filters()), sorted(&outgoing));
+        assert_eq!(sorted(Report::Contacts.filters()), sorted(&connected));
+        assert_eq!(sorted(Report::Assignments.filters()), sorted(&assignments));
+    }
+
     #[test]
     fn every_component_id_of_section6_is_defined() {
         let ids = |r: Report| r.components().iter().map(|c| c.id).collect::<Vec<_>>();
