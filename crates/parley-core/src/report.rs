@@ -586,7 +586,7 @@ impl Filters {
 
     /// Whether a component or log accepting `accepts` can honour every filter.
     pub fn applicable(&self, accepts: &[&str]) -> bool {
-        self.0.keys().all(|k| accepts.contains(&k.as_str()))
+        self.first_not_applicable(accepts).is_none()
     }
 
     /// The first filter that `accepts` lacks.

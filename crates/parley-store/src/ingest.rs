@@ -132,12 +132,17 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    let events = load_events(
+/// The workspace's directory events (users, teams, channels), in any order.
+pub(crate) fn load_directory_events(conn: &Connection, ws: &str) -> Result<Vec<Event>, StoreError> {
+    load_events(
         conn,
         "SELECT body FROM events WHERE workspace = $1 AND rank = 0",
         ws,
-    )?;
+    )
+}
+
+fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+    let events = load_directory_events(conn, ws)?;
     conn.execute("DELETE FROM user_teams WHERE workspace = $1", [ws])?;
     let mut app = conn.appender("user_teams")?;
     for s in team_spans(&events) {
@@ -153,11 +158,7 @@ fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn load_events(
-    conn: &Connection,
-    sql: &str,
-    ws: &str,
-) -> Result<Vec<Event>, StoreError> {
+fn load_events(conn: &Connection, sql: &str, ws: &str) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
     let bodies = stmt.query_map([ws], |r| r.get::<_, String>(0))?;
     let mut events = Vec::new();

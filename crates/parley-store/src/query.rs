@@ -11,9 +11,9 @@ use parley_core::doc::{
 };
 use parley_core::fold_case;
 use parley_core::report::{ColType, Dataset, Key, Log, Shape, MISSING};
-use parley_core::time::Range;
+use parley_core::time::{Bucket, Range};
 
-use crate::ingest::load_events;
+use crate::ingest::load_directory_events;
 use crate::{Query, StoreError};
 
 const TEAM_JOIN_CLOSED: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
@@ -168,9 +168,8 @@ fn where_clause(q: &Query, ds: Dataset, src: &Source) -> (String, Vec<Value>) {
     (sql, params)
 }
 
-fn buckets_sql(range: &Range) -> String {
-    let rows: Vec<String> = range
-        .buckets()
+fn buckets_sql(buckets: &[Bucket]) -> String {
+    let rows: Vec<String> = buckets
         .iter()
         .enumerate()
         .map(|(i, b)| {
@@ -205,6 +204,7 @@ fn local_micros_sql(range: &Range, t: &str) -> String {
 fn count_by_bucket(
     conn: &Connection,
     q: &Query,
+    buckets: &[Bucket],
     ds: Dataset,
     key: Option<Key>,
 ) -> Result<KeyedCounts, StoreError> {
@@ -214,10 +214,10 @@ fn count_by_bucket(
     let sql = format!(
         "SELECT {key_sql} AS k, b.idx, count(*) FROM {} JOIN {} ON {t} >= b.s AND {t} < b.e WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2",
         src.from,
-        buckets_sql(&q.range),
+        buckets_sql(buckets),
         t = src.t
     );
-    let n = q.range.buckets().len();
+    let n = buckets.len();
     let mut out: KeyedCounts = Vec::new();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
@@ -263,45 +263,43 @@ fn heatmap(conn: &Connection, q: &Query, ds: Dataset) -> Result<[[i64; 24]; 7], 
 }
 
 pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreError> {
-    let events = load_events(
-        conn,
-        "SELECT body FROM events WHERE workspace = $1 AND rank = 0",
-        ws,
-    )?;
-    Ok(Directory::from_events(&events))
+    Ok(Directory::from_events(&load_directory_events(conn, ws)?))
 }
 
 pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreError> {
     let dir = directory(conn, &q.workspace.id)?;
     let buckets = q.range.buckets();
+    // Per-bucket totals over every key.
+    let sum = |rows: KeyedCounts| -> Vec<i64> {
+        let mut total = vec![0; buckets.len()];
+        for (_, v) in rows {
+            for (t, n) in total.iter_mut().zip(v) {
+                *t += n;
+            }
+        }
+        total
+    };
     let mut data = Vec::new();
     for c in q.report.components() {
         if !q.filters.applicable(c.accepts) {
             data.push(None);
             continue;
         }
-        let sum = |rows: KeyedCounts| -> Vec<i64> {
-            let mut total = vec![0; buckets.len()];
-            for (_, v) in rows {
-                for (t, n) in total.iter_mut().zip(v) {
-                    *t += n;
-                }
-            }
-            total
-        };
         let d = match c.shape {
-            Shape::Metric(ds) => {
-                ComponentData::Metric(sum(count_by_bucket(conn, q, ds, None)?).iter().sum())
-            }
+            Shape::Metric(ds) => ComponentData::Metric(
+                sum(count_by_bucket(conn, q, &buckets, ds, None)?)
+                    .iter()
+                    .sum(),
+            ),
             Shape::Bar(series) => ComponentData::Bar(
                 series
                     .iter()
-                    .map(|(_, _, ds)| count_by_bucket(conn, q, *ds, None).map(sum))
+                    .map(|(_, _, ds)| count_by_bucket(conn, q, &buckets, *ds, None).map(sum))
                     .collect::<Result<_, _>>()?,
             ),
             Shape::Heatmap(ds) => ComponentData::Heatmap(Box::new(heatmap(conn, q, ds)?)),
             Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
-                ComponentData::Breakdown(count_by_bucket(conn, q, ds, Some(key))?)
+                ComponentData::Breakdown(count_by_bucket(conn, q, &buckets, ds, Some(key))?)
             }
         };
         data.push(Some(d));

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use parley_core::report::{Filters, Report};
+use parley_core::report::{Filters, Log, Report};
 use parley_core::time::{self, parse_rfc3339, Instant, Preset, Range};
 use parley_store::{DuckStore, Progress, Query, Store, Workspace};
 
@@ -263,9 +263,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let report: Report = report.into();
-            let log = report
-                .log(&log)
-                .ok_or_else(|| anyhow!("unknown log {log:?} for the {} report", report.wire()))?;
+            let log = find_log(report, &log)?;
             if page < 1 {
                 bail!("--page must be 1 or more, got {page}");
             }
@@ -282,9 +280,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Export { report, log, view } => {
             let report: Report = report.into();
-            let log = report
-                .log(&log)
-                .ok_or_else(|| anyhow!("unknown log {log:?} for the {} report", report.wire()))?;
+            let log = find_log(report, &log)?;
             let store = open(&cli.data)?;
             let q = query(&store, report, &view)?;
             let mut w = csv::WriterBuilder::new()
@@ -351,6 +347,13 @@ fn demo(data: &std::path::Path, out: &mut dyn Write) -> Result<()> {
         data.display()
     )?;
     Ok(())
+}
+
+/// The report's log by name; an unknown log is bad input (exit 1).
+fn find_log(report: Report, name: &str) -> Result<Log> {
+    report
+        .log(name)
+        .ok_or_else(|| anyhow!("unknown log {name:?} for the {} report", report.wire()))
 }
 
 fn workspace_json(ws: &Workspace) -> serde_json::Value {
