@@ -1,6 +1,14 @@
 //! Ingest and derivation: stage a validated batch, keep the events whose ids are new,
-//! then re-derive the facts of exactly the contacts that the new events touch.
+//! find which contact's walk each one belongs to, then re-derive the facts of exactly
+//! the contact groups that the new events touch.
+//!
+//! Every lookup into a big table (`event_ids`, `conv_keys`, `msg_keys`, `events`, the
+//! fact tables) is a join on a hash column by which the table is appended in order, with
+//! a small temp table on the other side: DuckDB pushes the join's keys into the scan and
+//! skips the row groups whose min/max cannot match. So a batch costs what it touches,
+//! not the size of the log.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
 use duckdb::{params, Appender, Connection};
@@ -11,11 +19,22 @@ use parley_core::fold_case;
 
 use crate::{IngestSummary, Progress, StoreError};
 
-/// Contacts derived together at most.
-const CHUNK_CONTACTS: usize = 5_000;
-/// Events (named by contact) derived together at most, unless one contact alone has
-/// more: with `CHUNK_CONTACTS`, this bounds the memory of one derivation step.
-const CHUNK_EVENTS: i64 = 100_000;
+/// Contacts derived together at most by default (a group tied by merges or shared ids is
+/// never split, so one group may be larger). Tests lower it to cross every boundary.
+pub(crate) const PART_CONTACTS: u64 = 2_000;
+
+/// Crash injection for the durability tests: when the environment variable
+/// `PARLEY_KILL_AT` names this point, the process kills itself with SIGKILL in the
+/// middle of the ingest's transaction, as an operator's `kill -9` would.
+pub(crate) fn kill_point(name: &str) {
+    if std::env::var("PARLEY_KILL_AT").is_ok_and(|v| v == name) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &std::process::id().to_string()])
+            .status();
+        // Without kill(1), abort: for the database the same (no rollback, no flush).
+        std::process::abort();
+    }
+}
 
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -27,108 +46,398 @@ pub(crate) fn ingest(
     ws: &str,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
+    part: u64,
 ) -> Result<IngestSummary, StoreError> {
-    conn.execute_batch("DELETE FROM stage; DELETE FROM stage_new;")?;
+    conn.execute_batch("DELETE FROM stage")?;
     let total = stage_batch(conn, input, progress)?;
-    let accepted = conn.execute(
-        "INSERT INTO stage_new
-         SELECT id, type, at_us, rank, contact_a, contact_b, conversation_id, message_id, body
-         FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY idx) AS rn FROM stage) s
-         WHERE rn = 1 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.workspace = $1 AND e.id = s.id)",
-        [ws],
-    )? as u64;
+    kill_point("staged");
     progress(Progress::Deriving);
-    conn.execute("INSERT INTO events SELECT $1, * FROM stage_new", [ws])?;
-    conn.execute_batch("DELETE FROM touched")?;
+    // Ids already stored, and later copies of an id inside the batch: the first wins.
     conn.execute(
-        "INSERT INTO touched
-         SELECT contact_a FROM stage_new WHERE contact_a IS NOT NULL
-         UNION SELECT contact_b FROM stage_new WHERE contact_b IS NOT NULL
-         UNION SELECT e.contact_a FROM events e JOIN stage_new n ON e.conversation_id = n.conversation_id
-               WHERE e.workspace = $1 AND e.type = 'conversation.opened' AND n.type = 'conversation.closed'
-         UNION SELECT e.contact_a FROM events e JOIN stage_new n ON e.message_id = n.message_id
-               WHERE e.workspace = $1 AND e.type IN ('message.received', 'message.sent')
-                 AND n.type = 'message.status'",
+        "CREATE OR REPLACE TEMP TABLE rejected AS
+         SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
+         WHERE e.workspace = $1
+         UNION ALL
+         SELECT s.idx FROM stage s
+           JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
+             ON s.id = d.id AND s.idx <> d.keep",
         [ws],
     )?;
-    derive_touched(conn, ws)?;
-    let directory_changed: i64 =
-        conn.query_row("SELECT count(*) FROM stage_new WHERE rank = 0", [], |r| {
-            r.get(0)
-        })?;
-    if directory_changed > 0 {
-        rebuild_user_teams(conn, ws)?;
+    conn.execute_batch("DELETE FROM stage WHERE idx IN (SELECT idx FROM rejected)")?;
+    let accepted: i64 = conn.query_row("SELECT count(*) FROM stage", [], |r| r.get(0))?;
+    let accepted = accepted as u64;
+    if accepted > 0 {
+        store_batch(conn, ws)?;
+        kill_point("filed");
+        derive_touched(conn, ws, part)?;
+        kill_point("derived");
     }
-    conn.execute_batch(
-        "DELETE FROM stage; DELETE FROM stage_new; DELETE FROM touched; DELETE FROM closure;",
-    )?;
+    conn.execute_batch("DELETE FROM stage")?;
     Ok(IngestSummary {
         accepted,
         duplicates: total - accepted,
     })
 }
 
-/// Validates every line into `stage`; the first invalid event aborts the batch.
+/// Bytes of NDJSON parsed by one thread in one round.
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// A run of whole lines, with the line number and event index of its first line.
+struct Block {
+    bytes: Vec<u8>,
+    first_line: usize,
+    first_index: usize,
+}
+
+/// One validated line: its event and where its text sits in the block.
+type Parsed = (Event, std::ops::Range<usize>);
+
+/// Parses every non-blank line of a block; stops at the first invalid one.
+fn parse_block(block: &Block) -> Result<Vec<Parsed>, StoreError> {
+    let mut out = Vec::new();
+    let (mut line_no, mut index, mut pos) = (block.first_line, block.first_index, 0);
+    while pos < block.bytes.len() {
+        let end = block.bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(block.bytes.len(), |i| pos + i + 1);
+        let line = trim_eol(&block.bytes[pos..end]);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            let event = parse_event(line, line_no, index)?;
+            out.push((event, pos..pos + line.len()));
+            index += 1;
+        }
+        line_no += 1;
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Reads up to `BLOCK_BYTES` of whole lines (more if one line is longer).
+fn read_block(
+    input: &mut dyn BufRead,
+    first_line: usize,
+    first_index: usize,
+) -> Result<Option<(Block, usize, usize)>, StoreError> {
+    let mut bytes = Vec::with_capacity(BLOCK_BYTES + 4096);
+    let (mut lines, mut events) = (0, 0);
+    while bytes.len() < BLOCK_BYTES {
+        let start = bytes.len();
+        if input.read_until(b'\n', &mut bytes)? == 0 {
+            break;
+        }
+        lines += 1;
+        if !trim_eol(&bytes[start..])
+            .iter()
+            .all(u8::is_ascii_whitespace)
+        {
+            events += 1;
+        }
+    }
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let block = Block {
+        bytes,
+        first_line,
+        first_index,
+    };
+    Ok(Some((block, lines, events)))
+}
+
+/// Validates every line into `stage`, parsing blocks of lines on every core and
+/// appending them in order; the first invalid event (in batch order) aborts the batch.
 fn stage_batch(
     conn: &Connection,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<u64, StoreError> {
-    let mut app = conn.appender("stage")?;
-    let (mut line_no, mut index, mut bytes) = (0usize, 0usize, 0u64);
-    let mut buf = Vec::new();
+    let mut app = conn.appender_to_catalog_and_db("stage", "temp", "main")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut line_no, mut index, mut bytes_read) = (1usize, 0usize, 0u64);
+    // The 0-based index of the next event, in batch order: the staged row's `idx`.
+    let mut appended = 0i64;
     loop {
-        buf.clear();
-        let n = input.read_until(b'\n', &mut buf)?;
-        if n == 0 {
+        let mut blocks = Vec::with_capacity(threads);
+        while blocks.len() < threads {
+            match read_block(input, line_no, index)? {
+                Some((block, lines, events)) => {
+                    line_no += lines;
+                    index += events;
+                    bytes_read += block.bytes.len() as u64;
+                    blocks.push(block);
+                }
+                None => break,
+            }
+        }
+        if blocks.is_empty() {
             break;
         }
-        line_no += 1;
-        bytes += n as u64;
-        let line = trim_eol(&buf);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        let parsed = on_threads(&blocks, parse_block);
+        for (block, rows) in blocks.iter().zip(parsed) {
+            for (event, text) in rows? {
+                let text = std::str::from_utf8(&block.bytes[text]).expect("validated as UTF-8");
+                let (a, b) = event.body.contacts();
+                app.append_row(params![
+                    appended,
+                    event.id,
+                    event.body.type_name(),
+                    event.at.micros(),
+                    event.body.rank(),
+                    a,
+                    b,
+                    event.body.conversation_id(),
+                    event.body.message_id(),
+                    text,
+                ])?;
+                appended += 1;
+            }
         }
-        let event = parse_event(line, line_no, index)?;
-        let text = std::str::from_utf8(line).expect("validated as UTF-8");
-        let (a, b) = event.body.contacts();
-        app.append_row(params![
-            index as i64,
-            event.id,
-            event.body.type_name(),
-            event.at.micros(),
-            event.body.rank(),
-            a,
-            b,
-            event.body.conversation_id(),
-            event.body.message_id(),
-            text,
-        ])?;
-        index += 1;
-        if line_no % 8192 == 0 {
-            progress(Progress::Read(bytes));
-        }
+        progress(Progress::Read(bytes_read));
     }
     app.flush()?;
-    progress(Progress::Read(bytes));
+    progress(Progress::Read(bytes_read));
     Ok(index as u64)
 }
 
+/// Files the staged (new) events: ids, keys, owners, pending closes and receipts, the
+/// directory; updates the contact groups and leaves the contacts to derive in `touched`.
+fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
+        [ws],
+    )?;
+    conn.execute(
+        "INSERT INTO directory_events SELECT $1, id, at_us, body FROM stage WHERE rank = 0",
+        [ws],
+    )?;
+    let directory_changed: i64 =
+        conn.query_row("SELECT count(*) FROM stage WHERE rank = 0", [], |r| {
+            r.get(0)
+        })?;
+    // The batch's conversation ids (opened) and message ids (sent, received), with the
+    // contact that uses them; then who already used the same ids.
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE nk AS
+         SELECT DISTINCT type = 'conversation.opened' AS conv,
+                coalesce(conversation_id, message_id) AS key, contact_a AS owner
+         FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent');",
+    )?;
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE ek AS
+         SELECT TRUE AS conv, k.key, k.owner FROM conv_keys k
+           JOIN (SELECT DISTINCT key FROM nk WHERE conv) n ON k.h = hash(n.key) AND k.key = n.key
+           WHERE k.workspace = $1
+         UNION ALL
+         SELECT FALSE, k.key, k.owner FROM msg_keys k
+           JOIN (SELECT DISTINCT key FROM nk WHERE NOT conv) n ON k.h = hash(n.key) AND k.key = n.key
+           WHERE k.workspace = $1",
+        [ws],
+    )?;
+    // Ties between contacts: merges, and ids used by two contacts (SPEC §2.3: the first
+    // use wins, so both histories must be walked as one).
+    let edges: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT contact_a, contact_b FROM stage
+               WHERE type = 'contact.merged' AND contact_a <> contact_b
+             UNION
+             SELECT n.owner, e.owner FROM nk n JOIN ek e
+               ON n.conv = e.conv AND n.key = e.key AND n.owner <> e.owner
+             UNION
+             SELECT m.first, n.owner FROM nk n
+               JOIN (SELECT conv, key, min(owner) AS first FROM nk GROUP BY ALL HAVING count(*) > 1) m
+                 ON n.conv = m.conv AND n.key = m.key AND n.owner <> m.first",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (table, conv) in [("conv_keys", true), ("msg_keys", false)] {
+        conn.execute(
+            &format!(
+                "INSERT INTO {table}
+                 SELECT $1, hash(key) AS h, key, owner FROM nk n WHERE conv = {conv}
+                   AND NOT EXISTS (SELECT 1 FROM ek e WHERE e.conv = n.conv AND e.key = n.key AND e.owner = n.owner)
+                 ORDER BY h"
+            ),
+            [ws],
+        )?;
+    }
+    // The owner of each close and receipt of the batch, where its id is known by now.
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE resolved AS
+         SELECT s.idx, min(k.owner) AS owner FROM stage s
+           JOIN conv_keys k ON k.h = hash(s.conversation_id) AND k.key = s.conversation_id
+           WHERE k.workspace = $1 AND s.type = 'conversation.closed' GROUP BY s.idx
+         UNION ALL
+         SELECT s.idx, min(k.owner) FROM stage s
+           JOIN msg_keys k ON k.h = hash(s.message_id) AND k.key = s.message_id
+           WHERE k.workspace = $1 AND s.type = 'message.status' GROUP BY s.idx",
+        [ws],
+    )?;
+    // Pending closes and receipts whose conversation or message has just arrived.
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE unpended AS
+         SELECT p.*, n.owner FROM pending p
+           JOIN (SELECT conv, key, min(owner) AS owner FROM nk GROUP BY ALL) n
+             ON (p.type = 'conversation.closed') = n.conv AND p.key = n.key
+         WHERE p.workspace = $1",
+        [ws],
+    )?;
+    conn.execute(
+        "DELETE FROM pending WHERE workspace = $1 AND id IN (SELECT id FROM unpended)",
+        [ws],
+    )?;
+    conn.execute(
+        "INSERT INTO pending
+         SELECT $1, s.id, s.type, s.at_us, s.rank, coalesce(s.conversation_id, s.message_id), s.body
+         FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+         WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
+        [ws],
+    )?;
+    // Appended in hash order, so that one contact's events sit in few row groups.
+    conn.execute(
+        "INSERT INTO events
+         SELECT $1, id, type, at_us, rank, owner, hash(owner) AS oh, body FROM (
+           SELECT s.id, s.type, s.at_us, s.rank, coalesce(s.contact_a, r.owner) AS owner, s.body
+           FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+           WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
+           UNION ALL
+           SELECT id, type, at_us, rank, owner, body FROM unpended
+         ) ORDER BY oh, owner",
+        [ws],
+    )?;
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE touched AS
+         SELECT contact_a AS contact FROM stage WHERE contact_a IS NOT NULL
+         UNION SELECT contact_b FROM stage WHERE contact_b IS NOT NULL
+         UNION SELECT owner FROM resolved
+         UNION SELECT owner FROM unpended;
+         DROP TABLE unpended; DROP TABLE resolved; DROP TABLE nk; DROP TABLE ek;
+         DROP TABLE rejected;",
+    )?;
+    join_groups(conn, ws, &edges)?;
+    if directory_changed > 0 {
+        rebuild_user_teams(conn, ws)?;
+    }
+    Ok(())
+}
+
+/// Adds `edges` to the persisted union-find of contact groups.
+fn join_groups(conn: &Connection, ws: &str, edges: &[(String, String)]) -> Result<(), StoreError> {
+    if edges.is_empty() {
+        return Ok(());
+    }
+    conn.execute_batch("CREATE OR REPLACE TEMP TABLE ends (contact VARCHAR)")?;
+    {
+        let mut app = conn.appender_to_catalog_and_db("ends", "temp", "main")?;
+        for (a, b) in edges {
+            app.append_row([a])?;
+            app.append_row([b])?;
+        }
+        app.flush()?;
+    }
+    // Every member of every group an edge reaches.
+    let members: Vec<(String, String)> = {
+        let mut stmt = conn.prepare(
+            "SELECT contact_id, grp FROM contact_groups WHERE workspace = $1 AND grp IN (
+               SELECT grp FROM contact_groups WHERE workspace = $1
+                 AND contact_id IN (SELECT contact FROM ends))",
+        )?;
+        let rows = stmt.query_map([ws], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut uf = UnionFind::default();
+    for (contact, grp) in &members {
+        uf.union(contact, grp);
+    }
+    for (a, b) in edges {
+        uf.union(a, b);
+    }
+    conn.execute(
+        "DELETE FROM contact_groups WHERE workspace = $1 AND grp IN (
+           SELECT grp FROM contact_groups WHERE workspace = $1
+             AND contact_id IN (SELECT contact FROM ends))",
+        [ws],
+    )?;
+    let mut app = conn.appender("contact_groups")?;
+    for (contact, grp) in uf.components() {
+        app.append_row(params![ws, contact, grp])?;
+    }
+    app.flush()?;
+    conn.execute_batch("DROP TABLE ends")?;
+    Ok(())
+}
+
+/// Union-find over contact ids; a component is named by its smallest id.
+#[derive(Default)]
+struct UnionFind {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn node(&mut self, id: &str) -> usize {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.names.len();
+        self.index.insert(id.to_string(), i);
+        self.names.push(id.to_string());
+        self.parent.push(i);
+        i
+    }
+
+    fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn union(&mut self, a: &str, b: &str) {
+        let (a, b) = (self.node(a), self.node(b));
+        let (ra, rb) = (self.root(a), self.root(b));
+        if ra != rb {
+            self.parent[ra] = rb;
+        }
+    }
+
+    /// Every node with its component's name (the smallest id in it).
+    fn components(mut self) -> Vec<(String, String)> {
+        let mut smallest: BTreeMap<usize, String> = BTreeMap::new();
+        for i in 0..self.names.len() {
+            let r = self.root(i);
+            let name = &self.names[i];
+            match smallest.get(&r) {
+                Some(s) if s.as_str() <= name.as_str() => {}
+                _ => {
+                    smallest.insert(r, name.clone());
+                }
+            }
+        }
+        (0..self.names.len())
+            .map(|i| {
+                let r = self.root(i);
+                (self.names[i].clone(), smallest[&r].clone())
+            })
+            .collect()
+    }
+}
+
 /// Recomputes every fact of a workspace from its log.
-pub(crate) fn rebuild(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreError> {
     for table in crate::schema::FACT_TABLES {
         conn.execute(&format!("DELETE FROM {table} WHERE workspace = $1"), [ws])?;
     }
-    conn.execute_batch("DELETE FROM touched")?;
     conn.execute(
-        "INSERT INTO touched
-         SELECT contact_a FROM events WHERE workspace = $1 AND contact_a IS NOT NULL
-         UNION SELECT contact_b FROM events WHERE workspace = $1 AND contact_b IS NOT NULL",
+        "CREATE OR REPLACE TEMP TABLE touched AS
+         SELECT DISTINCT owner AS contact FROM events WHERE workspace = $1",
         [ws],
     )?;
-    derive_touched(conn, ws)?;
+    derive_touched(conn, ws, part)?;
     rebuild_user_teams(conn, ws)?;
-    conn.execute_batch("DELETE FROM touched; DELETE FROM closure;")?;
     Ok(())
 }
 
@@ -136,7 +445,7 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 pub(crate) fn load_directory_events(conn: &Connection, ws: &str) -> Result<Vec<Event>, StoreError> {
     load_events(
         conn,
-        "SELECT body FROM events WHERE workspace = $1 AND rank = 0",
+        "SELECT body FROM directory_events WHERE workspace = $1",
         ws,
     )
 }
@@ -160,144 +469,188 @@ fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 
 fn load_events(conn: &Connection, sql: &str, ws: &str) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
-    let bodies = stmt.query_map([ws], |r| r.get::<_, String>(0))?;
-    let mut events = Vec::new();
-    for body in bodies {
-        let body = body?;
-        let event = parse_event(body.as_bytes(), 0, 0).map_err(|e| StoreError::Corrupt {
-            id: e.id.clone().unwrap_or_default(),
-            reason: e.to_string(),
-        })?;
-        events.push(event);
+    let bodies: Vec<String> = stmt
+        .query_map([ws], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    parse_stored(&bodies)
+}
+
+/// Parses stored event bodies on every core: they were validated when ingested.
+fn parse_stored(bodies: &[String]) -> Result<Vec<Event>, StoreError> {
+    let parse = |part: &[String]| -> Result<Vec<Event>, StoreError> {
+        part.iter()
+            .map(|body| {
+                parse_event(body.as_bytes(), 0, 0).map_err(|e| StoreError::Corrupt {
+                    id: e.id.clone().unwrap_or_default(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || bodies.len() < 4_096 {
+        return parse(bodies);
+    }
+    let parts: Vec<&[String]> = bodies.chunks(bodies.len().div_ceil(threads)).collect();
+    let parts = on_threads(&parts, |part| parse(part));
+    let mut events = Vec::with_capacity(bodies.len());
+    for part in parts {
+        events.extend(part?);
     }
     Ok(events)
 }
 
-/// Adds to `closure` every contact whose history is tied to one already in it: both sides
-/// of a merge, and contacts that share a conversation id or a message id (the first use
-/// of an id wins, so their walks must be one walk). Repeats to a fixed point.
-fn expand_closure(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    loop {
-        let added = conn.execute(
-            "INSERT INTO closure
-             SELECT DISTINCT x FROM (
-               SELECT contact_a AS x FROM events WHERE workspace = $1 AND type = 'contact.merged'
-                 AND contact_b IN (SELECT contact_id FROM closure)
-               UNION ALL
-               SELECT contact_b FROM events WHERE workspace = $1 AND type = 'contact.merged'
-                 AND contact_a IN (SELECT contact_id FROM closure)
-               UNION ALL
-               SELECT e2.contact_a FROM events e1 JOIN events e2 ON e1.conversation_id = e2.conversation_id
-                 WHERE e1.workspace = $1 AND e2.workspace = $1
-                   AND e1.type = 'conversation.opened' AND e2.type = 'conversation.opened'
-                   AND e1.contact_a IN (SELECT contact_id FROM closure)
-               UNION ALL
-               SELECT e2.contact_a FROM events e1 JOIN events e2 ON e1.message_id = e2.message_id
-                 WHERE e1.workspace = $1 AND e2.workspace = $1
-                   AND e1.type IN ('message.received', 'message.sent')
-                   AND e2.type IN ('message.received', 'message.sent')
-                   AND e1.contact_a IN (SELECT contact_id FROM closure)
-             ) WHERE x NOT IN (SELECT contact_id FROM closure)",
-            [ws],
-        )?;
-        if added == 0 {
-            return Ok(());
-        }
+/// `f` of every item, each on its own thread (one item runs on this thread), in order.
+fn on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.iter().map(&f).collect();
     }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|item| s.spawn(move || f(item))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
 }
 
-/// Re-derives the facts of every contact in `touched`, a chunk at a time.
-fn derive_touched(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    let touched: Vec<(String, i64)> = {
-        let mut stmt = conn.prepare(
-            "SELECT t.contact_id, count(e.contact_a)
-             FROM (SELECT DISTINCT contact_id FROM touched) t
-             LEFT JOIN events e ON e.workspace = $1 AND e.contact_a = t.contact_id
-             GROUP BY t.contact_id ORDER BY t.contact_id",
-        )?;
-        let rows = stmt.query_map([ws], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for chunk in chunks(&touched) {
-        conn.execute_batch("DELETE FROM closure")?;
-        {
-            let mut app = conn.appender("closure")?;
-            for (id, _) in chunk {
-                app.append_row([id])?;
-            }
-            app.flush()?;
-        }
-        expand_closure(conn, ws)?;
-        let events = load_events(
-            conn,
-            // Three plain semi-joins: an OR of IN-subqueries scans far slower. After
-            // closure expansion both sides of a merge are in `closure`, so the merges are
-            // found by their primary (contact_a) alone.
-            "SELECT body FROM events WHERE workspace = $1 AND contact_a IN (SELECT contact_id FROM closure)
-             UNION ALL
-             SELECT body FROM events WHERE workspace = $1 AND type = 'conversation.closed'
-               AND conversation_id IN (
-                 SELECT conversation_id FROM events WHERE workspace = $1 AND type = 'conversation.opened'
-                   AND contact_a IN (SELECT contact_id FROM closure))
-             UNION ALL
-             SELECT body FROM events WHERE workspace = $1 AND type = 'message.status'
-               AND message_id IN (
-                 SELECT message_id FROM events WHERE workspace = $1
-                   AND type IN ('message.received', 'message.sent')
-                   AND contact_a IN (SELECT contact_id FROM closure))",
-            ws,
-        )?;
-        let facts = derive(events);
-        replace_facts(conn, ws, &facts)?;
-    }
-    Ok(())
+/// The hash ranges that split `n` contacts into parts of about `PART_CONTACTS`:
+/// inclusive bounds over the whole `UBIGINT` range.
+fn hash_parts(n: u64, part: u64) -> Vec<(u64, u64)> {
+    let parts = n.div_ceil(part).max(1);
+    let step = u64::MAX / parts;
+    (0..parts)
+        .map(|p| {
+            let lo = p * step;
+            let hi = if p + 1 == parts {
+                u64::MAX
+            } else {
+                lo + step - 1
+            };
+            (lo, hi)
+        })
+        .collect()
 }
 
-/// Splits contacts (with their event counts) into runs of at most `CHUNK_CONTACTS`
-/// contacts and, where possible, `CHUNK_EVENTS` events.
-fn chunks(contacts: &[(String, i64)]) -> Vec<&[(String, i64)]> {
-    let mut out = Vec::new();
-    let (mut start, mut events) = (0, 0);
-    for (i, (_, n)) in contacts.iter().enumerate() {
-        if i > start && (i - start >= CHUNK_CONTACTS || events + n > CHUNK_EVENTS) {
-            out.push(&contacts[start..i]);
-            (start, events) = (i, 0);
-        }
-        events += n;
-    }
-    if start < contacts.len() {
-        out.push(&contacts[start..]);
-    }
-    out
-}
-
-fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
-    for table in [
-        "contacts",
-        "conversations",
-        "messages",
-        "connections",
-        "assignments",
-    ] {
+/// Re-derives the facts of every contact in `touched` and of everyone walked with them.
+fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreError> {
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE dset AS
+         SELECT t.contact, hash(t.contact) AS h, g.grp FROM (
+           SELECT contact FROM touched
+           UNION
+           SELECT g2.contact_id FROM contact_groups g1
+             JOIN contact_groups g2 ON g2.workspace = g1.workspace AND g2.grp = g1.grp
+             WHERE g1.workspace = $1 AND g1.contact_id IN (SELECT contact FROM touched)
+         ) t LEFT JOIN contact_groups g ON g.workspace = $1 AND g.contact_id = t.contact",
+        [ws],
+    )?;
+    for table in crate::schema::FACT_TABLES {
         conn.execute(
             &format!(
-                "DELETE FROM {table} WHERE workspace = $1 AND contact_id IN (SELECT contact_id FROM closure)"
+                "DELETE FROM {table} WHERE workspace = $1
+                   AND ch IN (SELECT h FROM dset) AND contact_id IN (SELECT contact FROM dset)"
             ),
             [ws],
         )?;
     }
-    conn.execute(
-        "DELETE FROM activities WHERE workspace = $1 AND (contact_id IN (SELECT contact_id FROM closure)
-           OR merged_contact_id IN (SELECT contact_id FROM closure))",
-        [ws],
-    )?;
-    let mut app = conn.appender("contacts")?;
+    // Contacts walked alone, a range of hashes at a time: each range reads its own row
+    // groups of `events`.
+    let alone: i64 = conn.query_row("SELECT count(*) FROM dset WHERE grp IS NULL", [], |r| {
+        r.get(0)
+    })?;
+    if alone > 0 {
+        for (lo, hi) in hash_parts(alone as u64, part) {
+            let events = load_events(
+                conn,
+                &format!(
+                    "SELECT e.body FROM events e
+                       JOIN (SELECT contact, h FROM dset WHERE grp IS NULL AND h BETWEEN {lo} AND {hi}) d
+                         ON e.oh = d.h AND e.owner = d.contact
+                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}"
+                ),
+                ws,
+            )?;
+            stage_facts(conn, ws, &derive(events))?;
+        }
+    }
+    // Groups walked together, whole, a few at a time.
+    let groups: Vec<(String, i64)> = {
+        let mut stmt = conn.prepare(
+            "SELECT grp, count(*) FROM dset WHERE grp IS NOT NULL GROUP BY grp ORDER BY grp",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut start = 0;
+    while start < groups.len() {
+        let (mut end, mut size) = (start, 0);
+        while end < groups.len() && (end == start || size + groups[end].1 <= part as i64) {
+            size += groups[end].1;
+            end += 1;
+        }
+        conn.execute_batch("CREATE OR REPLACE TEMP TABLE dgroups (grp VARCHAR)")?;
+        {
+            let mut app = conn.appender_to_catalog_and_db("dgroups", "temp", "main")?;
+            for (grp, _) in &groups[start..end] {
+                app.append_row([grp])?;
+            }
+            app.flush()?;
+        }
+        let events = load_events(
+            conn,
+            "SELECT e.body FROM events e
+               JOIN (SELECT contact, h FROM dset WHERE grp IN (SELECT grp FROM dgroups)) d
+                 ON e.oh = d.h AND e.owner = d.contact
+             WHERE e.workspace = $1",
+            ws,
+        )?;
+        stage_facts(conn, ws, &derive(events))?;
+        start = end;
+    }
+    flush_facts(conn)?;
+    conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;
+    Ok(())
+}
+
+/// Rows kept in the `f_*` scratch tables before they are copied out.
+const FACT_FLUSH_ROWS: usize = 200_000;
+
+/// Appends derived facts to the scratch tables, copying them out when they grow.
+fn stage_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
+    append_facts(conn, ws, f)?;
+    let staged: i64 = conn.query_row("SELECT count(*) FROM f_messages", [], |r| r.get(0))?;
+    if staged as usize >= FACT_FLUSH_ROWS {
+        flush_facts(conn)?;
+    }
+    Ok(())
+}
+
+/// Copies the staged facts into the fact tables with their contact hash, in hash order.
+fn flush_facts(conn: &Connection) -> Result<(), StoreError> {
+    kill_point("flushing");
+    for table in crate::schema::FACT_TABLES {
+        conn.execute_batch(&format!(
+            "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
+             DELETE FROM f_{table};"
+        ))?;
+    }
+    Ok(())
+}
+
+fn scratch<'a>(conn: &'a Connection, table: &str) -> Result<Appender<'a>, StoreError> {
+    Ok(conn.appender_to_catalog_and_db(table, "temp", "main")?)
+}
+
+fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
+    let mut app = scratch(conn, "f_contacts")?;
     for c in &f.contacts {
         let folded = c.name.as_deref().map(fold_case);
         app.append_row(params![ws, c.contact_id, c.name, folded])?;
     }
     finish(app)?;
-    let mut app = conn.appender("conversations")?;
+    let mut app = scratch(conn, "f_conversations")?;
     for c in &f.conversations {
         let close = c.close.as_ref();
         let last_assignee = c.last_assignee.as_ref().map(|a| match a {
@@ -338,7 +691,7 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
         ])?;
     }
     finish(app)?;
-    let mut app = conn.appender("messages")?;
+    let mut app = scratch(conn, "f_messages")?;
     for m in &f.messages {
         app.append_row(params![
             ws,
@@ -362,7 +715,7 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
         ])?;
     }
     finish(app)?;
-    let mut app = conn.appender("activities")?;
+    let mut app = scratch(conn, "f_activities")?;
     for a in &f.activities {
         app.append_row(params![
             ws,
@@ -376,7 +729,7 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
         ])?;
     }
     finish(app)?;
-    let mut app = conn.appender("connections")?;
+    let mut app = scratch(conn, "f_connections")?;
     for c in &f.connections {
         app.append_row(params![
             ws,
@@ -389,7 +742,7 @@ fn replace_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreErro
         ])?;
     }
     finish(app)?;
-    let mut app = conn.appender("assignments")?;
+    let mut app = scratch(conn, "f_assignments")?;
     for a in &f.assignments {
         app.append_row(params![
             ws,
@@ -415,22 +768,39 @@ fn finish(mut app: Appender<'_>) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn contacts(counts: &[i64]) -> Vec<(String, i64)> {
-        counts
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("c{i}"), *n))
-            .collect()
+    #[test]
+    fn hash_parts_cover_the_whole_range_without_overlap() {
+        for n in [0, 1, PART_CONTACTS, PART_CONTACTS + 1, 300_000] {
+            let parts = hash_parts(n, PART_CONTACTS);
+            assert_eq!(parts.len() as u64, n.div_ceil(PART_CONTACTS).max(1));
+            assert_eq!(parts[0].0, 0);
+            assert_eq!(parts.last().unwrap().1, u64::MAX);
+            for w in parts.windows(2) {
+                assert_eq!(w[0].1 + 1, w[1].0, "adjacent and disjoint");
+            }
+        }
     }
 
     #[test]
-    fn chunks_bound_contacts_and_events() {
-        let c = contacts(&[60_000, 50_000, 10, 200_000, 5]);
-        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
-        assert_eq!(sizes, [1, 2, 1, 1], "a heavy contact stands alone");
-        let c = contacts(&vec![1; CHUNK_CONTACTS * 2 + 1]);
-        let sizes: Vec<usize> = chunks(&c).iter().map(|ch| ch.len()).collect();
-        assert_eq!(sizes, [CHUNK_CONTACTS, CHUNK_CONTACTS, 1]);
-        assert!(chunks(&[]).is_empty());
+    fn union_find_names_each_component_by_its_smallest_id() {
+        let mut uf = UnionFind::default();
+        uf.union("c3", "c2");
+        uf.union("c9", "c4");
+        uf.union("c2", "c9");
+        uf.union("x", "y");
+        let mut got = uf.components();
+        got.sort();
+        let want: Vec<(String, String)> = [
+            ("c2", "c2"),
+            ("c3", "c2"),
+            ("c4", "c2"),
+            ("c9", "c2"),
+            ("x", "x"),
+            ("y", "x"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 }

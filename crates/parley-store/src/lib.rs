@@ -68,6 +68,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the data dir was written by a build whose DuckDB hashes keys differently: ingest its events into a new data dir with this build")]
+    HashChanged,
+    #[error("could not read the export's rows: {0}")]
+    Export(String),
     #[error("stored event {id:?} no longer parses: {reason}")]
     Corrupt { id: String, reason: String },
 }
@@ -108,6 +112,8 @@ pub trait Store {
 /// The embedded DuckDB store.
 pub struct DuckStore {
     conn: Connection,
+    /// Contacts derived together at most; see [`DuckStore::with_part_contacts`].
+    part_contacts: u64,
 }
 
 /// The database file's name inside the data directory.
@@ -121,7 +127,10 @@ impl DuckStore {
             source,
         })?;
         let conn = Connection::open(dir.join(DB_FILE))?;
-        let store = DuckStore { conn };
+        let store = DuckStore {
+            conn,
+            part_contacts: ingest::PART_CONTACTS,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -130,9 +139,18 @@ impl DuckStore {
     pub fn in_memory() -> Result<DuckStore, StoreError> {
         let store = DuckStore {
             conn: Connection::open_in_memory()?,
+            part_contacts: ingest::PART_CONTACTS,
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Derives at most `n` contacts together (at least 1): tests use a tiny value so
+    /// that small data crosses the boundaries of hash ranges and group chunks.
+    #[doc(hidden)]
+    pub fn with_part_contacts(mut self, n: u64) -> DuckStore {
+        self.part_contacts = n.max(1);
+        self
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -149,10 +167,62 @@ impl DuckStore {
                 self.conn.execute_batch(sql)?;
                 self.conn
                     .execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
+                if *version == 2 {
+                    self.conn.execute(
+                        "INSERT INTO meta SELECT 'hash_probe', hash(?)::VARCHAR",
+                        [schema::HASH_PROBE],
+                    )?;
+                }
                 Ok(())
             })?;
         }
-        Ok(())
+        let (stored, now): (String, String) = self.conn.query_row(
+            "SELECT value, hash(?)::VARCHAR FROM meta WHERE key = 'hash_probe'",
+            [schema::HASH_PROBE],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if stored != now {
+            return Err(StoreError::HashChanged);
+        }
+        self.conn.execute_batch(schema::SCRATCH)?;
+        self.reingest_v1_log()
+    }
+
+    /// Files a log of schema 1 (moved aside as `events_v1` by migration 2) through
+    /// today's ingest, one workspace at a time, then drops it.
+    fn reingest_v1_log(&self) -> Result<(), StoreError> {
+        let v1: i64 = self.conn.query_row(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events_v1' AND NOT temporary",
+            [],
+            |r| r.get(0),
+        )?;
+        if v1 == 0 {
+            return Ok(());
+        }
+        self.in_transaction(|| {
+            for ws in self.workspaces()? {
+                let mut lines = Vec::new();
+                {
+                    let mut stmt = self
+                        .conn
+                        .prepare("SELECT body FROM events_v1 WHERE workspace = ?")?;
+                    let bodies = stmt.query_map([&ws.id], |r| r.get::<_, String>(0))?;
+                    for body in bodies {
+                        lines.extend_from_slice(body?.as_bytes());
+                        lines.push(b'\n');
+                    }
+                }
+                ingest::ingest(
+                    &self.conn,
+                    &ws.id,
+                    &mut lines.as_slice(),
+                    &mut |_| {},
+                    self.part_contacts,
+                )?;
+            }
+            self.conn.execute_batch("DROP TABLE events_v1")?;
+            Ok(())
+        })
     }
 
     /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
@@ -222,12 +292,14 @@ impl Store for DuckStore {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
         self.workspace(workspace)?;
-        self.in_transaction(|| ingest::ingest(&self.conn, workspace, input, progress))
+        self.in_transaction(|| {
+            ingest::ingest(&self.conn, workspace, input, progress, self.part_contacts)
+        })
     }
 
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError> {
         self.workspace(workspace)?;
-        self.in_transaction(|| ingest::rebuild(&self.conn, workspace))
+        self.in_transaction(|| ingest::rebuild(&self.conn, workspace, self.part_contacts))
     }
 
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {

@@ -3,6 +3,8 @@
 //! lets DuckDB aggregate. Zones never reach SQL: bucket edges and UTC offsets are
 //! computed in Rust and handed over as plain microsecond bounds.
 
+use std::collections::BTreeMap;
+
 use duckdb::types::Value;
 use duckdb::Connection;
 use parley_core::directory::Directory;
@@ -11,7 +13,7 @@ use parley_core::doc::{
 };
 use parley_core::fold_case;
 use parley_core::report::{ColType, Dataset, Key, Log, Shape, MISSING};
-use parley_core::time::{Bucket, Range};
+use parley_core::time::{Bucket, BucketKind, Instant, Range};
 
 use crate::ingest::load_directory_events;
 use crate::{Query, StoreError};
@@ -201,65 +203,195 @@ fn local_micros_sql(range: &Range, t: &str) -> String {
     format!("({t} + ({offset})::BIGINT * 1000000 + {WEEK_SHIFT_MICROS})")
 }
 
-fn count_by_bucket(
+/// How a dataset's rows find their bucket: by arithmetic on the local instant when that
+/// provably agrees with `Range::buckets` everywhere in the range, else by a range join.
+enum Bucketing {
+    /// A SQL expression of `{t}` giving the bucket index.
+    Arithmetic(String),
+    Join,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// The local instant (shifted by `WEEK_SHIFT_MICROS`) as `local_micros_sql` computes it.
+fn local_shifted(t: i64, segments: &[(Instant, i64)]) -> i64 {
+    let offset = segments
+        .iter()
+        .rev()
+        .find(|(from, _)| from.micros() <= t)
+        .map_or(segments[0].1, |(_, off)| *off);
+    t + offset * 1_000_000 + WEEK_SHIFT_MICROS
+}
+
+/// The bucket index the arithmetic form gives, unshifted by the first bucket's.
+fn arithmetic_index(kind: BucketKind, range: &Range, segments: &[(Instant, i64)], t: i64) -> i64 {
+    match kind {
+        BucketKind::Hour => (t - range.start.micros()).div_euclid(HOUR_MICROS),
+        BucketKind::Day => local_shifted(t, segments).div_euclid(DAY_MICROS),
+        BucketKind::Week => (local_shifted(t, segments).div_euclid(DAY_MICROS) + 3).div_euclid(7),
+    }
+}
+
+fn bucketing(range: &Range, buckets: &[Bucket]) -> Bucketing {
+    let segments = range.offset_segments();
+    let kind = range.bucket;
+    let base = arithmetic_index(kind, range, &segments, range.start.micros());
+    // Both functions are non-decreasing between consecutive bucket starts and offset
+    // changes, so agreeing at both ends of every such piece means agreeing everywhere.
+    let mut cuts: Vec<i64> = buckets.iter().map(|b| b.start.micros()).collect();
+    cuts.extend(segments.iter().skip(1).map(|(from, _)| from.micros()));
+    cuts.push(range.end.micros());
+    cuts.sort_unstable();
+    cuts.dedup();
+    for w in cuts.windows(2) {
+        let (p, q) = (w[0], w[1] - 1);
+        let Some(idx) = buckets
+            .iter()
+            .position(|b| b.start.micros() <= p && p < b.end.micros())
+        else {
+            return Bucketing::Join;
+        };
+        for t in [p, q] {
+            if arithmetic_index(kind, range, &segments, t) - base != idx as i64 {
+                return Bucketing::Join;
+            }
+        }
+    }
+    let expr = match kind {
+        BucketKind::Hour => format!("(({{t}} - {}) // {HOUR_MICROS})", range.start.micros()),
+        BucketKind::Day => format!(
+            "({} // {DAY_MICROS} - {base})",
+            local_micros_sql(range, "{t}")
+        ),
+        BucketKind::Week => format!(
+            "(({} // {DAY_MICROS} + 3) // 7 - {base})",
+            local_micros_sql(range, "{t}")
+        ),
+    };
+    Bucketing::Arithmetic(expr)
+}
+
+/// Per key its per-bucket counts, ordered as SQL's ORDER BY would: keys ascending, the
+/// missing key (`(true, None)`) last.
+type KeyedBuckets = BTreeMap<(bool, Option<String>), Vec<i64>>;
+
+/// What the components of a report count in one dataset.
+#[derive(Default)]
+struct Needs {
+    totals: bool,
+    keys: Vec<Key>,
+    heatmap: bool,
+}
+
+/// One dataset's counts: per-bucket totals, per key its per-bucket counts, the heatmap.
+struct Counts {
+    totals: Vec<i64>,
+    keyed: Vec<(Key, KeyedCounts)>,
+    heat: [[i64; 24]; 7],
+}
+
+/// Counts one dataset for every component that reads it, in one scan: a GROUPING SETS
+/// aggregate over (bucket), (bucket, key) for each key, and (local weekday and hour).
+fn count_dataset(
     conn: &Connection,
     q: &Query,
     buckets: &[Bucket],
+    how: &Bucketing,
     ds: Dataset,
-    key: Option<Key>,
-) -> Result<KeyedCounts, StoreError> {
+    needs: &Needs,
+) -> Result<Counts, StoreError> {
+    let n = buckets.len();
     let src = source(ds);
     let (cond, params) = where_clause(q, ds, &src);
-    let key_sql = key.map_or("NULL::VARCHAR", key_column);
+    let (bucket_expr, join) = match how {
+        Bucketing::Arithmetic(expr) => (expr.replace("{t}", src.t), String::new()),
+        Bucketing::Join => (
+            "b.idx".to_string(),
+            format!(
+                "JOIN {} ON {t} >= b.s AND {t} < b.e",
+                buckets_sql(buckets),
+                t = src.t
+            ),
+        ),
+    };
+    let local = local_micros_sql(&q.range, src.t);
+    let mut inner = vec![format!("{bucket_expr} AS b")];
+    let mut sets = Vec::new();
+    if needs.totals {
+        sets.push("(b)".to_string());
+    }
+    for (i, key) in needs.keys.iter().enumerate() {
+        inner.push(format!("{} AS k{i}", key_column(*key)));
+        sets.push(format!("(b, k{i})"));
+    }
+    inner.push(format!(
+        "((({local}) // {DAY_MICROS}) + 3) % 7 * 24 + (({local}) % {DAY_MICROS}) // {HOUR_MICROS} AS l"
+    ));
+    if needs.heatmap {
+        sets.push("(l)".to_string());
+    }
+    let nk = needs.keys.len();
+    let keys: Vec<String> = (0..nk).map(|i| format!("k{i}")).collect();
+    let groupings: Vec<String> = keys.iter().map(|k| format!("GROUPING({k})")).collect();
+    // A column outside every grouping set may be neither selected nor GROUPING()'d.
+    let (grouping_l, l) = if needs.heatmap {
+        ("GROUPING(l)", "l")
+    } else {
+        ("1", "NULL")
+    };
+    let b = if needs.totals || nk > 0 { "b" } else { "NULL" };
     let sql = format!(
-        "SELECT {key_sql} AS k, b.idx, count(*) FROM {} JOIN {} ON {t} >= b.s AND {t} < b.e WHERE {cond} GROUP BY 1, 2 ORDER BY 1, 2",
-        src.from,
-        buckets_sql(buckets),
-        t = src.t
+        "SELECT {grouping_l}, {groupings} {b}, {keys} {l}, count(*) FROM (
+           SELECT {inner} FROM {from} {join} WHERE {cond}
+         ) GROUP BY GROUPING SETS ({sets})",
+        groupings = groupings
+            .iter()
+            .map(|g| format!("{g}, "))
+            .collect::<String>(),
+        keys = keys.iter().map(|k| format!("{k}, ")).collect::<String>(),
+        inner = inner.join(", "),
+        from = src.from,
+        sets = sets.join(", "),
     );
-    let n = buckets.len();
-    let mut out: KeyedCounts = Vec::new();
+    let mut out = Counts {
+        totals: vec![0; n],
+        keyed: needs.keys.iter().map(|k| (*k, Vec::new())).collect(),
+        heat: [[0; 24]; 7],
+    };
+    let mut keyed: Vec<KeyedBuckets> = vec![BTreeMap::new(); nk];
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
-        Ok((
-            r.get::<_, Option<String>>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (k, idx, count) = row?;
-        if out.last().map(|(lk, _)| lk != &k).unwrap_or(true) {
-            out.push((k.clone(), vec![0; n]));
+    let mut rows = stmt.query(duckdb::params_from_iter(params))?;
+    // Columns: GROUPING(l), GROUPING(k_i) for each key, b, k_i for each key, l, count.
+    while let Some(r) = rows.next()? {
+        let count: i64 = r.get(2 * nk + 3)?;
+        if r.get::<_, i64>(0)? == 0 {
+            let l: i64 = r.get(2 * nk + 2)?;
+            out.heat[(l / 24) as usize][(l % 24) as usize] = count;
+            continue;
         }
-        out.last_mut().expect("pushed").1[idx as usize] = count;
+        let b = r.get::<_, i64>(nk + 1)? as usize;
+        let mut key = None;
+        for i in 0..nk {
+            if r.get::<_, i64>(1 + i)? == 0 {
+                key = Some(i);
+            }
+        }
+        match key {
+            None => out.totals[b] += count,
+            Some(i) => {
+                let k: Option<String> = r.get(nk + 2 + i)?;
+                keyed[i]
+                    .entry((k.is_none(), k))
+                    .or_insert_with(|| vec![0; n])[b] += count;
+            }
+        }
+    }
+    for (slot, map) in out.keyed.iter_mut().zip(keyed) {
+        // Keys in order, the missing key last, as SQL's ORDER BY would give them.
+        slot.1 = map.into_iter().map(|((_, k), v)| (k, v)).collect();
     }
     Ok(out)
-}
-
-fn heatmap(conn: &Connection, q: &Query, ds: Dataset) -> Result<[[i64; 24]; 7], StoreError> {
-    let src = source(ds);
-    let (cond, params) = where_clause(q, ds, &src);
-    let sql = format!(
-        "SELECT ((l // 86400000000) + 3) % 7 AS wd, (l % 86400000000) // 3600000000 AS hr, count(*)
-         FROM (SELECT {} AS l FROM {} WHERE {cond}) GROUP BY 1, 2",
-        local_micros_sql(&q.range, src.t),
-        src.from
-    );
-    let mut grid = [[0i64; 24]; 7];
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (wd, hr, n) = row?;
-        grid[wd as usize][hr as usize] = n;
-    }
-    Ok(grid)
 }
 
 pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreError> {
@@ -269,15 +401,59 @@ pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreE
 pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreError> {
     let dir = directory(conn, &q.workspace.id)?;
     let buckets = q.range.buckets();
-    // Per-bucket totals over every key.
-    let sum = |rows: KeyedCounts| -> Vec<i64> {
-        let mut total = vec![0; buckets.len()];
-        for (_, v) in rows {
-            for (t, n) in total.iter_mut().zip(v) {
-                *t += n;
+    let how = bucketing(&q.range, &buckets);
+    // What each dataset must count, for the components whose filters apply.
+    let mut needs: Vec<(Dataset, Needs)> = Vec::new();
+    let mut need = |ds: Dataset| -> usize {
+        match needs.iter().position(|(d, _)| *d == ds) {
+            Some(i) => i,
+            None => {
+                needs.push((ds, Needs::default()));
+                needs.len() - 1
             }
         }
-        total
+    };
+    let mut wanted = Vec::new();
+    for c in q.report.components() {
+        if !q.filters.applicable(c.accepts) {
+            continue;
+        }
+        match c.shape {
+            Shape::Metric(ds) => {
+                let i = need(ds);
+                wanted.push((i, None, false));
+            }
+            Shape::Bar(series) => {
+                for (_, _, ds) in series {
+                    let i = need(*ds);
+                    wanted.push((i, None, false));
+                }
+            }
+            Shape::Heatmap(ds) => {
+                let i = need(ds);
+                wanted.push((i, None, true));
+            }
+            Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
+                let i = need(ds);
+                wanted.push((i, Some(key), false));
+            }
+        }
+    }
+    for (i, key, heat) in wanted {
+        let n = &mut needs[i].1;
+        match (key, heat) {
+            (_, true) => n.heatmap = true,
+            (Some(k), _) if !n.keys.contains(&k) => n.keys.push(k),
+            (Some(_), _) => {}
+            (None, _) => n.totals = true,
+        }
+    }
+    let counts: Vec<Counts> = needs
+        .iter()
+        .map(|(ds, n)| count_dataset(conn, q, &buckets, &how, *ds, n))
+        .collect::<Result<_, _>>()?;
+    let of = |ds: Dataset| -> &Counts {
+        &counts[needs.iter().position(|(d, _)| *d == ds).expect("counted")]
     };
     let mut data = Vec::new();
     for c in q.report.components() {
@@ -286,21 +462,22 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
             continue;
         }
         let d = match c.shape {
-            Shape::Metric(ds) => ComponentData::Metric(
-                sum(count_by_bucket(conn, q, &buckets, ds, None)?)
-                    .iter()
-                    .sum(),
-            ),
+            Shape::Metric(ds) => ComponentData::Metric(of(ds).totals.iter().sum()),
             Shape::Bar(series) => ComponentData::Bar(
                 series
                     .iter()
-                    .map(|(_, _, ds)| count_by_bucket(conn, q, &buckets, *ds, None).map(sum))
-                    .collect::<Result<_, _>>()?,
+                    .map(|(_, _, ds)| of(*ds).totals.clone())
+                    .collect(),
             ),
-            Shape::Heatmap(ds) => ComponentData::Heatmap(Box::new(heatmap(conn, q, ds)?)),
-            Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
-                ComponentData::Breakdown(count_by_bucket(conn, q, &buckets, ds, Some(key))?)
-            }
+            Shape::Heatmap(ds) => ComponentData::Heatmap(Box::new(of(ds).heat)),
+            Shape::Breakdown(ds, key) | Shape::Line(ds, key) => ComponentData::Breakdown(
+                of(ds)
+                    .keyed
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone())
+                    .expect("counted"),
+            ),
         };
         data.push(Some(d));
     }
@@ -435,49 +612,49 @@ fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     }
 }
 
-/// Where a log row sits in log order: its timestamp and tie-break ids.
-type LogKey = (i64, Vec<String>);
+/// The SQL of a log's rows in log order (newest first, ties by row id ascending),
+/// with an optional LIMIT/OFFSET. The rows are picked from the fact table first and only
+/// then joined to contact names, so a page sorts and joins only its own rows.
+fn log_sql(q: &Query, log: Log, window: Option<(u64, u64)>) -> (String, Vec<Value>) {
+    let ds = log.dataset();
+    let src = source(ds);
+    let (cond, params) = where_clause(q, ds, &src);
+    let (cols, ties) = log_columns(log);
+    let team = if src.from.contains(" ut ") {
+        "ut.team_id"
+    } else {
+        "NULL::VARCHAR"
+    };
+    let order: Vec<String> = std::iter::once(format!("{} DESC", src.t))
+        .chain(ties.iter().map(|t| format!("{t} ASC")))
+        .collect();
+    let order = order.join(", ");
+    let limit = window.map_or(String::new(), |(offset, limit)| {
+        format!("ORDER BY {order} LIMIT {limit} OFFSET {offset}")
+    });
+    let cols: Vec<String> = cols
+        .iter()
+        .map(|c| c.replace("ut.team_id", "x.ut_team"))
+        .collect();
+    let sql = format!(
+        "SELECT {cols} FROM (
+           SELECT x.*, {team} AS ut_team FROM {from} WHERE {cond} {limit}
+         ) x {CONTACT_JOIN} ORDER BY {order}",
+        cols = cols.join(", "),
+        from = src.from,
+    );
+    (sql, params)
+}
 
-/// Reads log rows in log order: newest first, ties by row id ascending. `after` resumes
-/// past a row (keyset paging) so exports never materialize the whole log.
+/// Reads one window of a log's rows.
 fn log_rows(
     conn: &Connection,
     q: &Query,
     log: Log,
     offset: u64,
     limit: u64,
-    after: Option<&LogKey>,
-) -> Result<Vec<(Vec<Cell>, LogKey)>, StoreError> {
-    let ds = log.dataset();
-    let src = source(ds);
-    let (mut cond, mut params) = where_clause(q, ds, &src);
-    let (cols, ties) = log_columns(log);
-    if let Some((t, keys)) = after {
-        // (t, ties) strictly after the last row in (t DESC, ties ASC) order.
-        let mut alts = vec![format!("{} < {t}", src.t)];
-        for i in 0..ties.len() {
-            let mut parts = vec![format!("{} = {t}", src.t)];
-            for (j, tie) in ties.iter().enumerate().take(i) {
-                parts.push(format!("{tie} = ?"));
-                params.push(Value::Text(keys[j].clone()));
-            }
-            parts.push(format!("{} > ?", ties[i]));
-            params.push(Value::Text(keys[i].clone()));
-            alts.push(format!("({})", parts.join(" AND ")));
-        }
-        cond.push_str(&format!(" AND ({})", alts.join(" OR ")));
-    }
-    let order: Vec<String> = std::iter::once(format!("{} DESC", src.t))
-        .chain(ties.iter().map(|t| format!("{t} ASC")))
-        .collect();
-    let sql = format!(
-        "SELECT {}, {}, {} FROM {} {CONTACT_JOIN} WHERE {cond} ORDER BY {} LIMIT {limit} OFFSET {offset}",
-        cols.join(", "),
-        src.t,
-        ties.join(", "),
-        src.from,
-        order.join(", ")
-    );
+) -> Result<Vec<Vec<Cell>>, StoreError> {
+    let (sql, params) = log_sql(q, log, Some((offset, limit)));
     let types = log.columns();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(params), |r| {
@@ -492,11 +669,7 @@ fn log_rows(
                     .map_or(Cell::Null, Cell::Text),
             });
         }
-        let t: i64 = r.get(types.len())?;
-        let keys = (0..ties.len())
-            .map(|j| r.get::<_, String>(types.len() + 1 + j))
-            .collect::<Result<_, _>>()?;
-        Ok((cells, (t, keys)))
+        Ok(cells)
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -523,7 +696,7 @@ pub(crate) fn log_page(
     let rows = if limit == 0 {
         Vec::new()
     } else {
-        log_rows(conn, q, log, offset, limit, None)?
+        log_rows(conn, q, log, offset, limit)?
     };
     let fmt = RowFormatter {
         log,
@@ -540,19 +713,21 @@ pub(crate) fn log_page(
         page,
         per_page,
         columns: log.columns().iter().map(|(n, _)| *n).collect(),
-        rows: rows.iter().map(|(cells, _)| fmt.json(cells)).collect(),
+        rows: rows.iter().map(|cells| fmt.json(cells)).collect(),
     })
 }
 
-/// Rows fetched per round trip of an export.
-const EXPORT_BATCH: u64 = 5_000;
-
+/// Streams every row of a log as CSV fields: one query whose result DuckDB hands over in
+/// Arrow batches as they are produced, so memory stays constant whatever the log's size.
 pub(crate) fn export(
     conn: &Connection,
     q: &Query,
     log: Log,
     sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
 ) -> Result<u64, StoreError> {
+    use duckdb::arrow::array::{Array, AsArray};
+    use duckdb::arrow::datatypes::{DataType, Int64Type};
+
     check_log_filters(q, log)?;
     let dir = directory(conn, &q.workspace.id)?;
     let fmt = RowFormatter {
@@ -560,18 +735,38 @@ pub(crate) fn export(
         range: &q.range,
         dir: &dir,
     };
-    let mut after: Option<LogKey> = None;
+    let (sql, params) = log_sql(q, log, None);
+    let types = log.columns();
+    let mut stmt = conn.prepare(&sql)?;
     let mut n = 0;
-    loop {
-        let rows = log_rows(conn, q, log, 0, EXPORT_BATCH, after.as_ref())?;
-        let done = (rows.len() as u64) < EXPORT_BATCH;
-        for (cells, _) in &rows {
-            sink(&fmt.csv(cells))?;
+    let mut cells = vec![Cell::Null; types.len()];
+    for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
+        let batch = batch?;
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Utf8 | DataType::Int64 => Ok(c.clone()),
+                DataType::Int32 | DataType::Int16 | DataType::Int8 => {
+                    duckdb::arrow::compute::cast(c, &DataType::Int64)
+                }
+                _ => duckdb::arrow::compute::cast(c, &DataType::Utf8),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Export(e.to_string()))?;
+        for row in 0..batch.num_rows() {
+            for (i, col) in columns.iter().enumerate() {
+                cells[i] = if col.is_null(row) {
+                    Cell::Null
+                } else if col.data_type() == &DataType::Int64 {
+                    Cell::Int(col.as_primitive::<Int64Type>().value(row))
+                } else {
+                    Cell::Text(col.as_string::<i32>().value(row).to_string())
+                };
+            }
+            sink(&fmt.csv(&cells))?;
             n += 1;
         }
-        match rows.into_iter().last() {
-            Some((_, key)) if !done => after = Some(key),
-            _ => return Ok(n),
-        }
     }
+    Ok(n)
 }

@@ -5,9 +5,10 @@
 //! epoch in UTC: the bundled DuckDB has no ICU, so zones are handled in Rust.
 
 /// (version, SQL) in order.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE workspaces (
     id VARCHAR PRIMARY KEY,
     timezone VARCHAR NOT NULL,
@@ -150,7 +151,85 @@ CREATE TABLE user_teams (
     team_id VARCHAR NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Storage laid out for lookups by key at any size. DuckDB prunes row groups by their
+-- min/max statistics, so each big table is appended in order of a hash of the key it is
+-- looked up by (`hash()` of DuckDB, checked at open by `HASH_PROBE`): a lookup of a few
+-- keys, written as a join with a small temp table, reads a few row groups, not the
+-- table. The old log is moved aside and re-ingested by `DuckStore::migrate`.
+ALTER TABLE events RENAME TO events_v1;
+DROP TABLE stage;
+DROP TABLE stage_new;
+DROP TABLE touched;
+DROP TABLE closure;
+
+-- Activity events whose walk is known: `owner` is the contact whose history applies
+-- the event (the opener of a closed conversation, the sender or receiver of a receipt's
+-- message, the primary contact of a merge); `oh` = hash(owner) orders the table.
+CREATE TABLE events (
+    workspace VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    at_us BIGINT NOT NULL,
+    rank UTINYINT NOT NULL,
+    owner VARCHAR NOT NULL,
+    oh UBIGINT NOT NULL,
+    body VARCHAR NOT NULL
+);
+
+-- Closes and receipts whose conversation or message is not known yet (SPEC §2.3: they
+-- count once it arrives). `key` is the conversation or message id.
+CREATE TABLE pending (
+    workspace VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    at_us BIGINT NOT NULL,
+    rank UTINYINT NOT NULL,
+    key VARCHAR NOT NULL,
+    body VARCHAR NOT NULL
+);
+
+-- Users, teams and channels: few rows, read whole by every report.
+CREATE TABLE directory_events (
+    workspace VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    at_us BIGINT NOT NULL,
+    body VARCHAR NOT NULL
+);
+
+-- Every accepted event id (idempotence), in order of h = hash(id).
+CREATE TABLE event_ids (workspace VARCHAR NOT NULL, h UBIGINT NOT NULL, id VARCHAR NOT NULL);
+-- Who opened each conversation id and who sent or received each message id, in order
+-- of h = hash(key): resolves closes and receipts, and finds ids shared by contacts.
+CREATE TABLE conv_keys (workspace VARCHAR NOT NULL, h UBIGINT NOT NULL, key VARCHAR NOT NULL, owner VARCHAR NOT NULL);
+CREATE TABLE msg_keys (workspace VARCHAR NOT NULL, h UBIGINT NOT NULL, key VARCHAR NOT NULL, owner VARCHAR NOT NULL);
+-- Contacts whose histories are walked together (merges, shared conversation or message
+-- ids), as union-find components; a contact absent here is alone. `grp` is the
+-- component's smallest contact id.
+CREATE TABLE contact_groups (workspace VARCHAR NOT NULL, contact_id VARCHAR NOT NULL, grp VARCHAR NOT NULL);
+
+CREATE TABLE meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
+
+-- Facts carry ch = hash(contact_id) so a contact's rows are found by key.
+ALTER TABLE contacts ADD COLUMN ch UBIGINT;
+ALTER TABLE conversations ADD COLUMN ch UBIGINT;
+ALTER TABLE messages ADD COLUMN ch UBIGINT;
+ALTER TABLE activities ADD COLUMN ch UBIGINT;
+ALTER TABLE connections ADD COLUMN ch UBIGINT;
+ALTER TABLE assignments ADD COLUMN ch UBIGINT;
+DELETE FROM contacts;
+DELETE FROM conversations;
+DELETE FROM messages;
+DELETE FROM activities;
+DELETE FROM connections;
+DELETE FROM assignments;
+DELETE FROM user_teams;
+"#,
+    ),
+];
 
 /// The fact tables, each derived from the event log and rebuildable from it.
 pub const FACT_TABLES: &[&str] = &[
@@ -161,3 +240,32 @@ pub const FACT_TABLES: &[&str] = &[
     "connections",
     "assignments",
 ];
+
+/// Scratch tables of one connection (TEMP: never shared between connections), created
+/// when a connection opens. `stage` holds one ingest's validated lines; `f_*` hold
+/// derived facts until they are copied, with their contact hash, into the fact tables.
+pub const SCRATCH: &str = r#"
+CREATE TEMP TABLE IF NOT EXISTS stage (
+    idx BIGINT NOT NULL,
+    id VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    at_us BIGINT NOT NULL,
+    rank UTINYINT NOT NULL,
+    contact_a VARCHAR,
+    contact_b VARCHAR,
+    conversation_id VARCHAR,
+    message_id VARCHAR,
+    body VARCHAR NOT NULL
+);
+CREATE TEMP TABLE IF NOT EXISTS f_contacts AS SELECT * EXCLUDE (ch) FROM contacts LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS f_conversations AS SELECT * EXCLUDE (ch) FROM conversations LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS f_messages AS SELECT * EXCLUDE (ch) FROM messages LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS f_activities AS SELECT * EXCLUDE (ch) FROM activities LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS f_connections AS SELECT * EXCLUDE (ch) FROM connections LIMIT 0;
+CREATE TEMP TABLE IF NOT EXISTS f_assignments AS SELECT * EXCLUDE (ch) FROM assignments LIMIT 0;
+"#;
+
+/// A value of DuckDB's `hash()` recorded when the schema is created: every stored hash
+/// (`oh`, `h`, `ch`) was computed by it, so a DuckDB whose `hash()` differs must not
+/// open the file.
+pub const HASH_PROBE: &str = "parley";

@@ -7,7 +7,13 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn store(tz: &str) -> DuckStore {
-    let s = DuckStore::in_memory().unwrap();
+    store_parts(tz, u64::MAX)
+}
+
+/// A store that derives at most `part` contacts together, so that even a handful of
+/// contacts spans several hash ranges and group chunks.
+fn store_parts(tz: &str, part: u64) -> DuckStore {
+    let s = DuckStore::in_memory().unwrap().with_part_contacts(part);
     s.create_workspace(&Workspace {
         id: "w".into(),
         timezone: tz.into(),
@@ -950,10 +956,13 @@ proptest! {
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(lines.len())).collect();
         bounds.extend([0, lines.len()]);
         bounds.sort();
-        let batched = store("UTC");
+        let batched = store_parts("UTC", 2);
         for w in bounds.windows(2) {
             ingest(&batched, &lines[w[0]..w[1]]).unwrap();
         }
-        prop_assert_eq!(day_documents(&batched), day_documents(&whole));
+        let want = day_documents(&whole);
+        prop_assert_eq!(&day_documents(&batched), &want);
+        batched.rebuild("w").unwrap();
+        prop_assert_eq!(&day_documents(&batched), &want, "after rebuild");
     }
 }

@@ -28,8 +28,25 @@ struct Cli {
         default_value = "parley-data"
     )]
     data: PathBuf,
+    /// Print to stderr how long the store took (the library call, without opening the
+    /// database or printing), as `timing: COMMAND MS ms`.
+    #[arg(long, global = true)]
+    timing: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Runs one store call, reporting its duration on stderr when `--timing` is on.
+fn timed<T>(on: bool, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let start = std::time::Instant::now();
+    let out = f()?;
+    if on {
+        eprintln!(
+            "timing: {what} {:.3} ms",
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    Ok(out)
 }
 
 #[derive(Subcommand)]
@@ -234,7 +251,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Ingest { workspace, file } => {
             let store = open(&cli.data)?;
-            let summary = ingest(&store, &workspace, &file)?;
+            let summary = timed(cli.timing, "ingest", || ingest(&store, &workspace, &file))?;
             writeln!(
                 out,
                 r#"{{"accepted": {}, "duplicates": {}}}"#,
@@ -247,8 +264,9 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let store = open(&cli.data)?;
-            let q = query(&store, report.into(), &view)?;
-            let doc = store.report(&q)?;
+            let doc = timed(cli.timing, "report", || {
+                Ok(store.report(&query(&store, report.into(), &view)?)?)
+            })?;
             match format {
                 Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
                 Format::Table => table::report(out, &doc)?,
@@ -271,8 +289,10 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--per-page must be between 1 and 1000, got {per_page}");
             }
             let store = open(&cli.data)?;
-            let q = query(&store, report, &view)?;
-            let doc = store.log_page(&q, log, page as u64, per_page as u64)?;
+            let doc = timed(cli.timing, "log", || {
+                let q = query(&store, report, &view)?;
+                Ok(store.log_page(&q, log, page as u64, per_page as u64)?)
+            })?;
             match format {
                 Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
                 Format::Table => table::log(out, &doc)?,
@@ -287,13 +307,17 @@ fn run(cli: Cli) -> Result<()> {
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(out);
             w.write_record(log.columns().iter().map(|(n, _)| *n))?;
-            store.export(&q, log, &mut |fields| {
-                w.write_record(fields).map_err(std::io::Error::other)
+            timed(cli.timing, "export", || {
+                store.export(&q, log, &mut |fields| {
+                    w.write_record(fields).map_err(std::io::Error::other)
+                })?;
+                w.flush()?;
+                Ok(())
             })?;
-            w.flush()?;
         }
         Command::Rebuild { workspace } => {
-            open(&cli.data)?.rebuild(&workspace)?;
+            let store = open(&cli.data)?;
+            timed(cli.timing, "rebuild", || Ok(store.rebuild(&workspace)?))?;
             writeln!(
                 out,
                 r#"{{"rebuilt": {}}}"#,

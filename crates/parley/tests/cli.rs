@@ -637,3 +637,70 @@ fn any_order_and_batching_gives_byte_identical_output() {
         );
     }
 }
+
+#[test]
+fn kill_9_in_the_middle_of_an_ingest_leaves_the_workspace_as_it_was() {
+    let text = std::fs::read_to_string(examples().join("madrid-dst/events.ndjson")).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a.ndjson"), work.path().join("b.ndjson"));
+    std::fs::write(&a, first.join("\n")).unwrap();
+    std::fs::write(&b, second.join("\n")).unwrap();
+    let docs = |p: &Path| -> Vec<String> {
+        let commands: [&[&str]; 4] = [
+            &["report", "conversations"],
+            &["report", "messages"],
+            &["report", "contacts"],
+            &["export", "messages", "outgoing"],
+        ];
+        commands
+            .iter()
+            .map(|cmd| {
+                let mut args = cmd.to_vec();
+                args.extend_from_slice(LAST_30);
+                ok(&run(p, &args))
+            })
+            .collect()
+    };
+    let ingest = |p: &Path, f: &Path, kill_at: Option<&str>| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--data").arg(p);
+        cmd.args(["ingest", "--workspace", "shop", f.to_str().unwrap()]);
+        if let Some(point) = kill_at {
+            cmd.env("PARLEY_KILL_AT", point);
+        }
+        cmd.output().unwrap()
+    };
+    let reference = tempfile::tempdir().unwrap();
+    ok(&run(
+        reference.path(),
+        &["workspace", "create", "shop", "--timezone", "Europe/Madrid"],
+    ));
+    ok(&ingest(reference.path(), &a, None));
+    let after_a = docs(reference.path());
+    let summary_b = ok(&ingest(reference.path(), &b, None));
+    let after_both = docs(reference.path());
+    assert_ne!(after_a, after_both, "the second half changes the reports");
+    for point in ["staged", "filed", "flushing", "derived"] {
+        let d = tempfile::tempdir().unwrap();
+        ok(&run(
+            d.path(),
+            &["workspace", "create", "shop", "--timezone", "Europe/Madrid"],
+        ));
+        ok(&ingest(d.path(), &a, None));
+        let killed = ingest(d.path(), &b, Some(point));
+        assert_eq!(killed.status.code(), None, "killed by a signal at {point}");
+        assert_eq!(docs(d.path()), after_a, "killed at {point}: as before");
+        let again = ok(&ingest(d.path(), &b, None));
+        assert_eq!(
+            again, summary_b,
+            "killed at {point}: nothing of the batch was kept"
+        );
+        assert_eq!(
+            docs(d.path()),
+            after_both,
+            "killed at {point}: then complete"
+        );
+    }
+}
