@@ -36,6 +36,19 @@ pub(crate) fn kill_point(name: &str) {
     }
 }
 
+pub(crate) fn phase(name: &str) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    if std::env::var("PARLEY_PHASES").is_ok() {
+        let mut last = LAST.lock().unwrap();
+        let now = std::time::Instant::now();
+        if let Some(t) = *last {
+            eprintln!("phase {name}: {:.3} s", (now - t).as_secs_f64());
+        }
+        *last = Some(now);
+    }
+}
+
 fn trim_eol(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -48,8 +61,10 @@ pub(crate) fn ingest(
     progress: &mut dyn FnMut(Progress),
     part: u64,
 ) -> Result<IngestSummary, StoreError> {
+    phase("start");
     conn.execute_batch("DELETE FROM stage")?;
     let total = stage_batch(conn, input, progress)?;
+    phase("stage_batch");
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
@@ -63,14 +78,17 @@ pub(crate) fn ingest(
              ON s.id = d.id AND s.idx <> d.keep",
         [ws],
     )?;
+    phase("rejected");
     conn.execute_batch("DELETE FROM stage WHERE idx IN (SELECT idx FROM rejected)")?;
     let accepted: i64 = conn.query_row("SELECT count(*) FROM stage", [], |r| r.get(0))?;
     let accepted = accepted as u64;
     if accepted > 0 {
         store_batch(conn, ws)?;
+        phase("store_batch");
         kill_point("filed");
         derive_touched(conn, ws, part)?;
         kill_point("derived");
+        phase("derive");
     }
     conn.execute_batch("DELETE FROM stage")?;
     Ok(IngestSummary {
@@ -211,6 +229,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         "INSERT INTO directory_events SELECT $1, id, at_us, body FROM stage WHERE rank = 0",
         [ws],
     )?;
+    phase("event_ids");
     let directory_changed: i64 =
         conn.query_row("SELECT count(*) FROM stage WHERE rank = 0", [], |r| {
             r.get(0)
@@ -234,6 +253,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
            WHERE k.workspace = $1",
         [ws],
     )?;
+    phase("nk ek");
     // Ties between contacts: merges, and ids used by two contacts (SPEC §2.3: the first
     // use wins, so both histories must be walked as one).
     let edges: Vec<(String, String)> = {
@@ -262,6 +282,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
             [ws],
         )?;
     }
+    phase("edges keys");
     // The owner of each close and receipt of the batch, where its id is known by now.
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE resolved AS
@@ -274,6 +295,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
            WHERE k.workspace = $1 AND s.type = 'message.status' GROUP BY s.idx",
         [ws],
     )?;
+    phase("resolved");
     // Pending closes and receipts whose conversation or message has just arrived.
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE unpended AS
@@ -294,6 +316,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
          WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
         [ws],
     )?;
+    phase("pending");
     // Appended in hash order, so that one contact's events sit in few row groups.
     conn.execute(
         "INSERT INTO events
@@ -306,6 +329,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
          ) ORDER BY oh, owner",
         [ws],
     )?;
+    phase("events");
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE touched AS
          SELECT contact_a AS contact FROM stage WHERE contact_a IS NOT NULL
@@ -555,13 +579,16 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
             [ws],
         )?;
     }
+    phase("dset+delete");
     // Contacts walked alone, a range of hashes at a time: each range reads its own row
     // groups of `events`.
     let alone: i64 = conn.query_row("SELECT count(*) FROM dset WHERE grp IS NULL", [], |r| {
         r.get(0)
     })?;
     if alone > 0 {
+        let mut acc = [0f64; 3];
         for (lo, hi) in hash_parts(alone as u64, part) {
+            let t0 = std::time::Instant::now();
             let events = load_events(
                 conn,
                 &format!(
@@ -572,7 +599,16 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                 ),
                 ws,
             )?;
-            stage_facts(conn, ws, &derive(events))?;
+            acc[0] += t0.elapsed().as_secs_f64();
+            let t1 = std::time::Instant::now();
+            let facts = derive(events);
+            let t2 = std::time::Instant::now();
+            stage_facts(conn, ws, &facts)?;
+            acc[1] += (t2 - t1).as_secs_f64();
+            acc[2] += t2.elapsed().as_secs_f64();
+        }
+        if std::env::var("PARLEY_PHASES").is_ok() {
+            eprintln!("  derive partitions: load+parse {:.3} derive {:.3} stage {:.3}", acc[0], acc[1], acc[2]);
         }
     }
     // Groups walked together, whole, a few at a time.

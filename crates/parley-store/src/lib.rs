@@ -119,6 +119,24 @@ pub struct DuckStore {
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "parley.duckdb";
 
+/// DuckDB's memory limit unless `PARLEY_MEMORY_LIMIT` (DuckDB's syntax: `4GB`) says
+/// otherwise: past it DuckDB spills sorts, joins and temp tables to disk, so a bulk
+/// ingest's peak RSS stays near it plus one derivation part.
+pub const DEFAULT_MEMORY_LIMIT: &str = "1GB";
+
+/// Session settings of every connection.
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    let limit =
+        std::env::var("PARLEY_MEMORY_LIMIT").unwrap_or_else(|_| DEFAULT_MEMORY_LIMIT.into());
+    conn.execute_batch(&format!(
+        // No query reads rows in insertion order without ORDER BY; not keeping it lets
+        // big inserts and sorts stream.
+        "SET memory_limit = '{}'; SET preserve_insertion_order = false;",
+        limit.replace('\'', "")
+    ))?;
+    Ok(())
+}
+
 impl DuckStore {
     /// Opens (creating if needed) the store in `dir`, applying pending migrations.
     pub fn open(dir: &Path) -> Result<DuckStore, StoreError> {
@@ -127,6 +145,7 @@ impl DuckStore {
             source,
         })?;
         let conn = Connection::open(dir.join(DB_FILE))?;
+        configure(&conn)?;
         let store = DuckStore {
             conn,
             part_contacts: ingest::PART_CONTACTS,
@@ -137,8 +156,10 @@ impl DuckStore {
 
     /// An in-memory store, for tests.
     pub fn in_memory() -> Result<DuckStore, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        configure(&conn)?;
         let store = DuckStore {
-            conn: Connection::open_in_memory()?,
+            conn,
             part_contacts: ingest::PART_CONTACTS,
         };
         store.migrate()?;
