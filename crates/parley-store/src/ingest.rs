@@ -11,12 +11,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
+use duckdb::arrow::array::AsArray;
+use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Appender, Connection};
 use parley_core::derive::{derive, Assignee, Facts};
 use parley_core::directory::team_spans;
 use parley_core::event::{parse_event, Event};
 use parley_core::fold_case;
 
+use crate::columns::{column_list, StageBuilder, TypedReader};
 use crate::{IngestSummary, Progress, StoreError};
 
 /// Contacts derived together at most by default (a group tied by merges or shared ids is
@@ -107,12 +110,10 @@ struct Block {
     first_index: usize,
 }
 
-/// One validated line: its event and where its text sits in the block.
-type Parsed = (Event, std::ops::Range<usize>);
-
-/// Parses every non-blank line of a block; stops at the first invalid one.
-fn parse_block(block: &Block) -> Result<Vec<Parsed>, StoreError> {
-    let mut out = Vec::new();
+/// Parses every non-blank line of a block into the Arrow batch of `stage`; stops at the
+/// first invalid line.
+fn parse_block(block: &Block) -> Result<RecordBatch, StoreError> {
+    let mut out = StageBuilder::new();
     let (mut line_no, mut index, mut pos) = (block.first_line, block.first_index, 0);
     while pos < block.bytes.len() {
         let end = block.bytes[pos..]
@@ -122,13 +123,14 @@ fn parse_block(block: &Block) -> Result<Vec<Parsed>, StoreError> {
         let line = trim_eol(&block.bytes[pos..end]);
         if !line.iter().all(u8::is_ascii_whitespace) {
             let event = parse_event(line, line_no, index)?;
-            out.push((event, pos..pos + line.len()));
+            let text = std::str::from_utf8(line).expect("validated as UTF-8");
+            out.push(index as i64, &event, text);
             index += 1;
         }
         line_no += 1;
         pos = end;
     }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Reads up to `BLOCK_BYTES` of whole lines (more if one line is longer).
@@ -163,8 +165,8 @@ fn read_block(
     Ok(Some((block, lines, events)))
 }
 
-/// Validates every line into `stage`, parsing blocks of lines on every core and
-/// appending them in order; the first invalid event (in batch order) aborts the batch.
+/// Validates every line into `stage`, parsing blocks of lines into Arrow batches on
+/// every core and appending them in order; the first invalid event (in batch order) aborts the batch.
 fn stage_batch(
     conn: &Connection,
     input: &mut dyn BufRead,
@@ -173,8 +175,6 @@ fn stage_batch(
     let mut app = conn.appender_to_catalog_and_db("stage", "temp", "main")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (mut line_no, mut index, mut bytes_read) = (1usize, 0usize, 0u64);
-    // The 0-based index of the next event, in batch order: the staged row's `idx`.
-    let mut appended = 0i64;
     loop {
         let mut blocks = Vec::with_capacity(threads);
         while blocks.len() < threads {
@@ -191,25 +191,8 @@ fn stage_batch(
         if blocks.is_empty() {
             break;
         }
-        let parsed = on_threads(&blocks, parse_block);
-        for (block, rows) in blocks.iter().zip(parsed) {
-            for (event, text) in rows? {
-                let text = std::str::from_utf8(&block.bytes[text]).expect("validated as UTF-8");
-                let (a, b) = event.body.contacts();
-                app.append_row(params![
-                    appended,
-                    event.id,
-                    event.body.type_name(),
-                    event.at.micros(),
-                    event.body.rank(),
-                    a,
-                    b,
-                    event.body.conversation_id(),
-                    event.body.message_id(),
-                    text,
-                ])?;
-                appended += 1;
-            }
+        for batch in on_threads(&blocks, parse_block) {
+            app.append_record_batch(batch?)?;
         }
         progress(Progress::Read(bytes_read));
     }
@@ -238,8 +221,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     // contact that uses them; then who already used the same ids.
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE nk AS
-         SELECT DISTINCT type = 'conversation.opened' AS conv,
-                coalesce(conversation_id, message_id) AS key, contact_a AS owner
+         SELECT DISTINCT type = 'conversation.opened' AS conv, key, contact_a AS owner
          FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent');",
     )?;
     conn.execute(
@@ -287,11 +269,11 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE resolved AS
          SELECT s.idx, min(k.owner) AS owner FROM stage s
-           JOIN conv_keys k ON k.h = hash(s.conversation_id) AND k.key = s.conversation_id
+           JOIN conv_keys k ON k.h = hash(s.key) AND k.key = s.key
            WHERE k.workspace = $1 AND s.type = 'conversation.closed' GROUP BY s.idx
          UNION ALL
          SELECT s.idx, min(k.owner) FROM stage s
-           JOIN msg_keys k ON k.h = hash(s.message_id) AND k.key = s.message_id
+           JOIN msg_keys k ON k.h = hash(s.key) AND k.key = s.key
            WHERE k.workspace = $1 AND s.type = 'message.status' GROUP BY s.idx",
         [ws],
     )?;
@@ -310,23 +292,29 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         [ws],
     )?;
     conn.execute(
-        "INSERT INTO pending
-         SELECT $1, s.id, s.type, s.at_us, s.rank, coalesce(s.conversation_id, s.message_id), s.body
-         FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-         WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
+        &format!(
+            "INSERT INTO pending
+             SELECT $1, {cols} FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+             WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
+            cols = column_list("s.")
+        ),
         [ws],
     )?;
     phase("pending");
     // Appended in hash order, so that one contact's events sit in few row groups.
     conn.execute(
-        "INSERT INTO events
-         SELECT $1, id, type, at_us, rank, owner, hash(owner) AS oh, body FROM (
-           SELECT s.id, s.type, s.at_us, s.rank, coalesce(s.contact_a, r.owner) AS owner, s.body
-           FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-           WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
-           UNION ALL
-           SELECT id, type, at_us, rank, owner, body FROM unpended
-         ) ORDER BY oh, owner",
+        &format!(
+            "INSERT INTO events
+             SELECT $1, {cols}, owner, hash(owner) AS oh FROM (
+               SELECT {s_cols}, coalesce(s.contact_a, r.owner) AS owner
+               FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+               WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
+               UNION ALL
+               SELECT {cols}, owner FROM unpended
+             ) ORDER BY oh, owner",
+            cols = column_list(""),
+            s_cols = column_list("s.")
+        ),
         [ws],
     )?;
     phase("events");
@@ -493,35 +481,55 @@ fn rebuild_user_teams(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 
 fn load_events(conn: &Connection, sql: &str, ws: &str) -> Result<Vec<Event>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
-    let bodies: Vec<String> = stmt
-        .query_map([ws], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    parse_stored(&bodies)
-}
-
-/// Parses stored event bodies on every core: they were validated when ingested.
-fn parse_stored(bodies: &[String]) -> Result<Vec<Event>, StoreError> {
-    let parse = |part: &[String]| -> Result<Vec<Event>, StoreError> {
-        part.iter()
-            .map(|body| {
-                parse_event(body.as_bytes(), 0, 0).map_err(|e| StoreError::Corrupt {
-                    id: e.id.clone().unwrap_or_default(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads == 1 || bodies.len() < 4_096 {
-        return parse(bodies);
-    }
-    let parts: Vec<&[String]> = bodies.chunks(bodies.len().div_ceil(threads)).collect();
-    let parts = on_threads(&parts, |part| parse(part));
-    let mut events = Vec::with_capacity(bodies.len());
-    for part in parts {
-        events.extend(part?);
+    let bodies = stmt.query_map([ws], |r| r.get::<_, String>(0))?;
+    let mut events = Vec::new();
+    for body in bodies {
+        events.push(parse_stored(&body?)?);
     }
     Ok(events)
+}
+
+/// Parses a stored event body: it was validated when it was ingested.
+fn parse_stored(body: &str) -> Result<Event, StoreError> {
+    parse_event(body.as_bytes(), 0, 0).map_err(|e| StoreError::Corrupt {
+        id: e.id.clone().unwrap_or_default(),
+        reason: e.to_string(),
+    })
+}
+
+/// Derives one part and stages its facts. `sql` yields a unit, then the typed columns:
+/// a unit (a contact walked alone, or a group) holds every event its walk needs, so
+/// units are split between the cores, each reading and walking its own.
+fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batches: Vec<RecordBatch> = conn.prepare(sql)?.query_arrow([ws])?.collect();
+    // (batch, row) of each event, per share.
+    let mut shares: Vec<Vec<(usize, usize)>> = vec![Vec::new(); threads];
+    for (i, batch) in batches.iter().enumerate() {
+        let units = batch.column(0).as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            let h = units
+                .value(row)
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+            shares[h % threads].push((i, row));
+        }
+    }
+    let derived = on_threads(&shares, |rows| -> Result<Facts, StoreError> {
+        let readers = batches
+            .iter()
+            .map(|b| TypedReader::new(b, 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let events = rows
+            .iter()
+            .map(|&(b, row)| readers[b].event(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(derive(events))
+    });
+    for facts in derived {
+        stage_facts(conn, ws, &facts?)?;
+    }
+    Ok(())
 }
 
 /// `f` of every item, each on its own thread (one item runs on this thread), in order.
@@ -586,29 +594,18 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
         r.get(0)
     })?;
     if alone > 0 {
-        let mut acc = [0f64; 3];
         for (lo, hi) in hash_parts(alone as u64, part) {
-            let t0 = std::time::Instant::now();
-            let events = load_events(
+            derive_part(
                 conn,
+                ws,
                 &format!(
-                    "SELECT e.body FROM events e
+                    "SELECT d.contact, {cols} FROM events e
                        JOIN (SELECT contact, h FROM dset WHERE grp IS NULL AND h BETWEEN {lo} AND {hi}) d
                          ON e.oh = d.h AND e.owner = d.contact
-                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}"
+                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}",
+                    cols = column_list("e.")
                 ),
-                ws,
             )?;
-            acc[0] += t0.elapsed().as_secs_f64();
-            let t1 = std::time::Instant::now();
-            let facts = derive(events);
-            let t2 = std::time::Instant::now();
-            stage_facts(conn, ws, &facts)?;
-            acc[1] += (t2 - t1).as_secs_f64();
-            acc[2] += t2.elapsed().as_secs_f64();
-        }
-        if std::env::var("PARLEY_PHASES").is_ok() {
-            eprintln!("  derive partitions: load+parse {:.3} derive {:.3} stage {:.3}", acc[0], acc[1], acc[2]);
         }
     }
     // Groups walked together, whole, a few at a time.
@@ -634,15 +631,17 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
             }
             app.flush()?;
         }
-        let events = load_events(
+        derive_part(
             conn,
-            "SELECT e.body FROM events e
-               JOIN (SELECT contact, h FROM dset WHERE grp IN (SELECT grp FROM dgroups)) d
-                 ON e.oh = d.h AND e.owner = d.contact
-             WHERE e.workspace = $1",
             ws,
+            &format!(
+                "SELECT d.grp, {cols} FROM events e
+                   JOIN (SELECT contact, h, grp FROM dset WHERE grp IN (SELECT grp FROM dgroups)) d
+                     ON e.oh = d.h AND e.owner = d.contact
+                 WHERE e.workspace = $1",
+                cols = column_list("e.")
+            ),
         )?;
-        stage_facts(conn, ws, &derive(events))?;
         start = end;
     }
     flush_facts(conn)?;

@@ -2,6 +2,7 @@
 //! behind the [`Store`] trait. [`DuckStore`] is the embedded default, one DuckDB file in
 //! the data directory.
 
+mod columns;
 mod ingest;
 mod query;
 pub mod schema;

@@ -166,30 +166,68 @@ DROP TABLE stage_new;
 DROP TABLE touched;
 DROP TABLE closure;
 
--- Activity events whose walk is known: `owner` is the contact whose history applies
--- the event (the opener of a closed conversation, the sender or receiver of a receipt's
--- message, the primary contact of a merge); `oh` = hash(owner) orders the table.
+-- Activity events whose walk is known, as typed columns (`columns.rs`): the log is
+-- kept as what SPEC §2 makes of each event (unknown fields are ignored), parsed once.
+-- `owner` is the contact whose history applies the event (the opener of a closed
+-- conversation, the sender or receiver of a receipt's message, the primary contact of
+-- a merge); `oh` = hash(owner) orders the table. `body` is only set in `stage`, for
+-- directory events.
 CREATE TABLE events (
     workspace VARCHAR NOT NULL,
     id VARCHAR NOT NULL,
     type VARCHAR NOT NULL,
     at_us BIGINT NOT NULL,
     rank UTINYINT NOT NULL,
+    contact_a VARCHAR,
+    contact_b VARCHAR,
+    key VARCHAR,
+    name VARCHAR,
+    source VARCHAR,
+    user_id VARCHAR,
+    channel_id VARCHAR,
+    assignee VARCHAR,
+    category VARCHAR,
+    summary VARCHAR,
+    status VARCHAR,
+    error VARCHAR,
+    message_type VARCHAR,
+    subtype VARCHAR,
+    bc_id VARCHAR,
+    bc_name VARCHAR,
+    content_type VARCHAR,
+    content_text VARCHAR,
+    body VARCHAR,
     owner VARCHAR NOT NULL,
-    oh UBIGINT NOT NULL,
-    body VARCHAR NOT NULL
+    oh UBIGINT NOT NULL
 );
 
 -- Closes and receipts whose conversation or message is not known yet (SPEC §2.3: they
--- count once it arrives). `key` is the conversation or message id.
+-- count once it arrives); `key` is that conversation or message id.
 CREATE TABLE pending (
     workspace VARCHAR NOT NULL,
     id VARCHAR NOT NULL,
     type VARCHAR NOT NULL,
     at_us BIGINT NOT NULL,
     rank UTINYINT NOT NULL,
-    key VARCHAR NOT NULL,
-    body VARCHAR NOT NULL
+    contact_a VARCHAR,
+    contact_b VARCHAR,
+    key VARCHAR,
+    name VARCHAR,
+    source VARCHAR,
+    user_id VARCHAR,
+    channel_id VARCHAR,
+    assignee VARCHAR,
+    category VARCHAR,
+    summary VARCHAR,
+    status VARCHAR,
+    error VARCHAR,
+    message_type VARCHAR,
+    subtype VARCHAR,
+    bc_id VARCHAR,
+    bc_name VARCHAR,
+    content_type VARCHAR,
+    content_text VARCHAR,
+    body VARCHAR
 );
 
 -- Users, teams and channels: few rows, read whole by every report.
@@ -242,7 +280,7 @@ pub const FACT_TABLES: &[&str] = &[
 ];
 
 /// Scratch tables of one connection (TEMP: never shared between connections), created
-/// when a connection opens. `stage` holds one ingest's validated lines; `f_*` hold
+/// when a connection opens. `stage` holds one ingest's validated events, typed; `f_*` hold
 /// derived facts until they are copied, with their contact hash, into the fact tables.
 pub const SCRATCH: &str = r#"
 CREATE TEMP TABLE IF NOT EXISTS stage (
@@ -253,9 +291,23 @@ CREATE TEMP TABLE IF NOT EXISTS stage (
     rank UTINYINT NOT NULL,
     contact_a VARCHAR,
     contact_b VARCHAR,
-    conversation_id VARCHAR,
-    message_id VARCHAR,
-    body VARCHAR NOT NULL
+    key VARCHAR,
+    name VARCHAR,
+    source VARCHAR,
+    user_id VARCHAR,
+    channel_id VARCHAR,
+    assignee VARCHAR,
+    category VARCHAR,
+    summary VARCHAR,
+    status VARCHAR,
+    error VARCHAR,
+    message_type VARCHAR,
+    subtype VARCHAR,
+    bc_id VARCHAR,
+    bc_name VARCHAR,
+    content_type VARCHAR,
+    content_text VARCHAR,
+    body VARCHAR
 );
 CREATE TEMP TABLE IF NOT EXISTS f_contacts AS SELECT * EXCLUDE (ch) FROM contacts LIMIT 0;
 CREATE TEMP TABLE IF NOT EXISTS f_conversations AS SELECT * EXCLUDE (ch) FROM conversations LIMIT 0;
