@@ -76,24 +76,28 @@ impl Directory {
     }
 
     pub fn user(&self, id: &str) -> String {
-        self.users
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
+        self.user_ref(id).to_string()
     }
 
     pub fn team(&self, id: &str) -> String {
-        self.teams
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
+        self.team_ref(id).to_string()
     }
 
     pub fn channel(&self, id: &str) -> String {
-        self.channels
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
+        self.channel_ref(id).to_string()
+    }
+
+    /// A user's display name, borrowed: its name, or its bare id.
+    pub fn user_ref<'a>(&'a self, id: &'a str) -> &'a str {
+        self.users.get(id).map_or(id, String::as_str)
+    }
+
+    pub fn team_ref<'a>(&'a self, id: &'a str) -> &'a str {
+        self.teams.get(id).map_or(id, String::as_str)
+    }
+
+    pub fn channel_ref<'a>(&'a self, id: &'a str) -> &'a str {
+        self.channels.get(id).map_or(id, String::as_str)
     }
 
     /// Channels offered as filter values: every named channel not deleted.

@@ -26,19 +26,33 @@ impl Instant {
 
     /// The instant as RFC 3339 in `tz`'s local offset, truncated to the second (SPEC §8.2).
     pub fn format_local(self, tz: &TimeZone) -> String {
+        let mut out = String::with_capacity(25);
+        self.write_local(tz, &mut out);
+        out
+    }
+
+    /// `format_local`, appended to `out`.
+    pub fn write_local(self, tz: &TimeZone, out: &mut String) {
+        use std::fmt::Write;
         let ts = Timestamp::from_second(self.0.div_euclid(MICROS)).expect("in range");
         let offset = tz.to_offset(ts);
         let dt = offset.to_datetime(ts);
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+        let secs = offset.seconds();
+        let abs = secs.unsigned_abs();
+        write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}:{:02}",
             dt.year(),
             dt.month(),
             dt.day(),
             dt.hour(),
             dt.minute(),
             dt.second(),
-            format_offset(offset)
+            if secs < 0 { '-' } else { '+' },
+            abs / 3600,
+            (abs % 3600) / 60
         )
+        .expect("writing to a String");
     }
 
     /// The instant in UTC with a `Z`, truncated to the second.
@@ -438,12 +452,21 @@ pub fn heatmap_cell(at: Instant, tz: &TimeZone) -> (usize, usize) {
 
 /// A duration in whole seconds as `hh:mm:ss`, or `mm:ss` under an hour (SPEC §3.4).
 pub fn format_duration(secs: i64) -> String {
+    let mut out = String::with_capacity(8);
+    write_duration(secs, &mut out);
+    out
+}
+
+/// `format_duration`, appended to `out`.
+pub fn write_duration(secs: i64, out: &mut String) {
+    use std::fmt::Write;
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     if h > 0 {
-        format!("{h:02}:{m:02}:{s:02}")
+        write!(out, "{h:02}:{m:02}:{s:02}")
     } else {
-        format!("{m:02}:{s:02}")
+        write!(out, "{m:02}:{s:02}")
     }
+    .expect("writing to a String");
 }
 
 /// Parses an IANA zone name from the bundled database.

@@ -49,6 +49,8 @@ fn source(ds: Dataset) -> Source {
             "NOT x.incoming AND x.message_type IN ('facebook_message_tag', 'whatsapp_template')",
             "x.at_us",
         ),
+        // Reports count tagged messages in the outgoing scan (`TAGGED`); logs never
+        // read this dataset.
         Dataset::Failed => (
             "messages",
             TEAM_JOIN_MESSAGE,
@@ -276,18 +278,34 @@ fn bucketing(range: &Range, buckets: &[Bucket]) -> Bucketing {
 /// missing key (`(true, None)`) last.
 type KeyedBuckets = BTreeMap<(bool, Option<String>), Vec<i64>>;
 
+/// The outgoing messages of the tagged dataset (`outgoing_by_subtype`), counted by the
+/// outgoing scan as a filtered count.
+const TAGGED: &str = "x.message_type IN ('facebook_message_tag', 'whatsapp_template')";
+
+/// A breakdown's key, and whether it counts only the `TAGGED` rows of its dataset.
+type KeySpec = (Key, bool);
+
+/// Where a component's rows are counted: the dataset scanned, and for the tagged
+/// dataset the outgoing scan with its filtered count.
+fn scanned(ds: Dataset) -> (Dataset, bool) {
+    match ds {
+        Dataset::Tagged => (Dataset::Outgoing, true),
+        other => (other, false),
+    }
+}
+
 /// What the components of a report count in one dataset.
 #[derive(Default)]
 struct Needs {
     totals: bool,
-    keys: Vec<Key>,
+    keys: Vec<KeySpec>,
     heatmap: bool,
 }
 
 /// One dataset's counts: per-bucket totals, per key its per-bucket counts, the heatmap.
 struct Counts {
     totals: Vec<i64>,
-    keyed: Vec<(Key, KeyedCounts)>,
+    keyed: Vec<(KeySpec, KeyedCounts)>,
     heat: [[i64; 24]; 7],
 }
 
@@ -321,13 +339,19 @@ fn count_dataset(
     if needs.totals {
         sets.push("(b)".to_string());
     }
-    for (i, key) in needs.keys.iter().enumerate() {
+    for (i, (key, _)) in needs.keys.iter().enumerate() {
         inner.push(format!("{} AS k{i}", key_column(*key)));
         sets.push(format!("(b, k{i})"));
     }
     inner.push(format!(
         "((({local}) // {DAY_MICROS}) + 3) % 7 * 24 + (({local}) % {DAY_MICROS}) // {HOUR_MICROS} AS l"
     ));
+    let tagged = needs.keys.iter().any(|(_, t)| *t);
+    inner.push(if tagged {
+        format!("{TAGGED} AS tagged")
+    } else {
+        "FALSE AS tagged".to_string()
+    });
     if needs.heatmap {
         sets.push("(l)".to_string());
     }
@@ -342,7 +366,7 @@ fn count_dataset(
     };
     let b = if needs.totals || nk > 0 { "b" } else { "NULL" };
     let sql = format!(
-        "SELECT {grouping_l}, {groupings} {b}, {keys} {l}, count(*) FROM (
+        "SELECT {grouping_l}, {groupings} {b}, {keys} {l}, count(*), count(*) FILTER (WHERE tagged) FROM (
            SELECT {inner} FROM {from} {join} WHERE {cond}
          ) GROUP BY GROUPING SETS ({sets})",
         groupings = groupings
@@ -362,9 +386,11 @@ fn count_dataset(
     let mut keyed: Vec<KeyedBuckets> = vec![BTreeMap::new(); nk];
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(duckdb::params_from_iter(params))?;
-    // Columns: GROUPING(l), GROUPING(k_i) for each key, b, k_i for each key, l, count.
+    // Columns: GROUPING(l), GROUPING(k_i) for each key, b, k_i for each key, l, count,
+    // tagged count.
     while let Some(r) = rows.next()? {
         let count: i64 = r.get(2 * nk + 3)?;
+        let tagged_count: i64 = r.get(2 * nk + 4)?;
         if r.get::<_, i64>(0)? == 0 {
             let l: i64 = r.get(2 * nk + 2)?;
             out.heat[(l / 24) as usize][(l % 24) as usize] = count;
@@ -380,10 +406,13 @@ fn count_dataset(
         match key {
             None => out.totals[b] += count,
             Some(i) => {
-                let k: Option<String> = r.get(nk + 2 + i)?;
-                keyed[i]
-                    .entry((k.is_none(), k))
-                    .or_insert_with(|| vec![0; n])[b] += count;
+                let count = if needs.keys[i].1 { tagged_count } else { count };
+                if count > 0 {
+                    let k: Option<String> = r.get(nk + 2 + i)?;
+                    keyed[i]
+                        .entry((k.is_none(), k))
+                        .or_insert_with(|| vec![0; n])[b] += count;
+                }
             }
         }
     }
@@ -434,8 +463,9 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
                 wanted.push((i, None, true));
             }
             Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
+                let (ds, tagged) = scanned(ds);
                 let i = need(ds);
-                wanted.push((i, Some(key), false));
+                wanted.push((i, Some((key, tagged)), false));
             }
         }
     }
@@ -470,14 +500,17 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
                     .collect(),
             ),
             Shape::Heatmap(ds) => ComponentData::Heatmap(Box::new(of(ds).heat)),
-            Shape::Breakdown(ds, key) | Shape::Line(ds, key) => ComponentData::Breakdown(
-                of(ds)
-                    .keyed
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.clone())
-                    .expect("counted"),
-            ),
+            Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
+                let (ds, tagged) = scanned(ds);
+                ComponentData::Breakdown(
+                    of(ds)
+                        .keyed
+                        .iter()
+                        .find(|(k, _)| *k == (key, tagged))
+                        .map(|(_, v)| v.clone())
+                        .expect("counted"),
+                )
+            }
         };
         data.push(Some(d));
     }
@@ -740,6 +773,7 @@ pub(crate) fn export(
     let mut stmt = conn.prepare(&sql)?;
     let mut n = 0;
     let mut cells = vec![Cell::Null; types.len()];
+    let mut fields = Vec::with_capacity(types.len());
     for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
         let batch = batch?;
         let columns: Vec<_> = batch
@@ -755,16 +789,25 @@ pub(crate) fn export(
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::Export(e.to_string()))?;
         for row in 0..batch.num_rows() {
-            for (i, col) in columns.iter().enumerate() {
-                cells[i] = if col.is_null(row) {
-                    Cell::Null
+            for (cell, col) in cells.iter_mut().zip(&columns) {
+                if col.is_null(row) {
+                    *cell = Cell::Null;
                 } else if col.data_type() == &DataType::Int64 {
-                    Cell::Int(col.as_primitive::<Int64Type>().value(row))
+                    *cell = Cell::Int(col.as_primitive::<Int64Type>().value(row));
                 } else {
-                    Cell::Text(col.as_string::<i32>().value(row).to_string())
-                };
+                    let v = col.as_string::<i32>().value(row);
+                    // Reuse the cell's string: no allocation per cell.
+                    match cell {
+                        Cell::Text(s) => {
+                            s.clear();
+                            s.push_str(v);
+                        }
+                        _ => *cell = Cell::Text(v.to_string()),
+                    }
+                }
             }
-            sink(&fmt.csv(&cells))?;
+            fmt.csv_into(&cells, &mut fields);
+            sink(&fields)?;
             n += 1;
         }
     }
