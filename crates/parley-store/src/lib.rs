@@ -129,10 +129,11 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "1GB";
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     let limit =
         std::env::var("PARLEY_MEMORY_LIMIT").unwrap_or_else(|_| DEFAULT_MEMORY_LIMIT.into());
+    // `preserve_insertion_order` stays on: without it DuckDB hands a sorted result to a
+    // streaming reader in whatever order its threads finish (an export came out of
+    // order), and an `INSERT … ORDER BY` need not lay rows out in that order.
     conn.execute_batch(&format!(
-        // No query reads rows in insertion order without ORDER BY; not keeping it lets
-        // big inserts and sorts stream.
-        "SET memory_limit = '{}'; SET preserve_insertion_order = false;",
+        "SET memory_limit = '{}';",
         limit.replace('\'', "")
     ))?;
     Ok(())

@@ -12,7 +12,7 @@ use parley_core::doc::{
     self, Cell, ComponentData, KeyedCounts, LogPage, RangeDoc, ReportDoc, RowFormatter,
 };
 use parley_core::fold_case;
-use parley_core::report::{ColType, Dataset, Key, Log, Shape, MISSING};
+use parley_core::report::{ColType, Dataset, Filters, Key, Log, Shape, MISSING};
 use parley_core::time::{Bucket, BucketKind, Instant, Range};
 
 use crate::ingest::load_directory_events;
@@ -25,14 +25,17 @@ const TEAM_JOIN_MESSAGE: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.wor
 const CONTACT_JOIN: &str =
     "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
 
-/// Where a dataset's rows live: table (with joins), row filter, and row timestamp.
+/// Where a dataset's rows live: table (joined to user teams only when a filter needs
+/// them: the join costs a lookup per row), row filter, row timestamp, and the team join
+/// for log columns, applied to a page's rows only.
 struct Source {
     from: String,
+    team_join: &'static str,
     rows: &'static str,
     t: &'static str,
 }
 
-fn source(ds: Dataset) -> Source {
+fn source(ds: Dataset, filters: &Filters) -> Source {
     let (table, join, rows, t) = match ds {
         Dataset::Opened => ("conversations", "", "TRUE", "x.opened_at"),
         Dataset::Closed => (
@@ -63,8 +66,10 @@ fn source(ds: Dataset) -> Source {
         Dataset::Connected => ("connections", "", "TRUE", "x.at_us"),
         Dataset::Assignments => ("assignments", "", "TRUE", "x.at_us"),
     };
+    let team_filter = filters.0.contains_key("team") || filters.0.contains_key("closed_by_team");
     Source {
-        from: format!("{table} x {join}"),
+        from: format!("{table} x {}", if team_filter { join } else { "" }),
+        team_join: join,
         rows,
         t,
     }
@@ -320,7 +325,7 @@ fn count_dataset(
     needs: &Needs,
 ) -> Result<Counts, StoreError> {
     let n = buckets.len();
-    let src = source(ds);
+    let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let (bucket_expr, join) = match how {
         Bucketing::Arithmetic(expr) => (expr.replace("{t}", src.t), String::new()),
@@ -650,14 +655,9 @@ fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
 /// then joined to contact names, so a page sorts and joins only its own rows.
 fn log_sql(q: &Query, log: Log, window: Option<(u64, u64)>) -> (String, Vec<Value>) {
     let ds = log.dataset();
-    let src = source(ds);
+    let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let (cols, ties) = log_columns(log);
-    let team = if src.from.contains(" ut ") {
-        "ut.team_id"
-    } else {
-        "NULL::VARCHAR"
-    };
     let order: Vec<String> = std::iter::once(format!("{} DESC", src.t))
         .chain(ties.iter().map(|t| format!("{t} ASC")))
         .collect();
@@ -665,14 +665,15 @@ fn log_sql(q: &Query, log: Log, window: Option<(u64, u64)>) -> (String, Vec<Valu
     let limit = window.map_or(String::new(), |(offset, limit)| {
         format!("ORDER BY {order} LIMIT {limit} OFFSET {offset}")
     });
-    let cols: Vec<String> = cols
-        .iter()
-        .map(|c| c.replace("ut.team_id", "x.ut_team"))
-        .collect();
+    let team = if cols.contains(&"ut.team_id") {
+        src.team_join
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT {cols} FROM (
-           SELECT x.*, {team} AS ut_team FROM {from} WHERE {cond} {limit}
-         ) x {CONTACT_JOIN} ORDER BY {order}",
+           SELECT x.* FROM {from} WHERE {cond} {limit}
+         ) x {CONTACT_JOIN} {team} ORDER BY {order}",
         cols = cols.join(", "),
         from = src.from,
     );
@@ -708,7 +709,7 @@ fn log_rows(
 }
 
 fn count_rows(conn: &Connection, q: &Query, ds: Dataset) -> Result<u64, StoreError> {
-    let src = source(ds);
+    let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let sql = format!("SELECT count(*) FROM {} WHERE {cond}", src.from);
     let n: i64 = conn.query_row(&sql, duckdb::params_from_iter(params), |r| r.get(0))?;
