@@ -102,15 +102,18 @@ def fresh_dir(name):
 
 
 def split(path, tail):
-    """Writes all but the last `tail` lines to one file and the last ones to another."""
-    rest, last = path.with_suffix(".rest"), path.with_suffix(".last")
+    """Writes all but the last `tail` lines to a file; returns it and the last lines."""
     with open(path, "rb") as f:
-        lines = f.readlines()
-    with open(rest, "wb") as f:
-        f.writelines(lines[:-tail])
-    with open(last, "wb") as f:
-        f.writelines(lines[-tail:])
-    return rest, lines[-tail:]
+        total = sum(1 for _ in f)
+    rest = path.with_suffix(".rest")
+    last = []
+    with open(path, "rb") as f, open(rest, "wb") as out:
+        for i, line in enumerate(f):
+            if i < total - tail:
+                out.write(line)
+            else:
+                last.append(line)
+    return rest, last
 
 
 def bench_size(size, runs):

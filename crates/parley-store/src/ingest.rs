@@ -502,7 +502,9 @@ fn parse_stored(body: &str) -> Result<Event, StoreError> {
 /// units are split between the cores, each reading and walking its own.
 fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t0 = std::time::Instant::now();
     let batches: Vec<RecordBatch> = conn.prepare(sql)?.query_arrow([ws])?.collect();
+    let t1 = std::time::Instant::now();
     // (batch, row) of each event, per share.
     let mut shares: Vec<Vec<(usize, usize)>> = vec![Vec::new(); threads];
     for (i, batch) in batches.iter().enumerate() {
@@ -515,7 +517,7 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
             shares[h % threads].push((i, row));
         }
     }
-    let derived = on_threads(&shares, |rows| -> Result<Facts, StoreError> {
+    let derived = on_threads(&shares, |rows| -> Result<Vec<(&str, RecordBatch)>, StoreError> {
         let readers = batches
             .iter()
             .map(|b| TypedReader::new(b, 1))
@@ -524,12 +526,27 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
             .iter()
             .map(|&(b, row)| readers[b].event(row))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(derive(events))
+        Ok(fact_batches(ws, &derive(events)))
     });
-    for facts in derived {
-        stage_facts(conn, ws, &facts?)?;
+    let t2 = std::time::Instant::now();
+    for batches in derived {
+        stage_facts(conn, batches?)?;
     }
+    profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
     Ok(())
+}
+
+/// Accumulated (load, derive, stage) times of derivation parts, for PARLEY_PHASES.
+fn profile(d: &[std::time::Duration; 3]) {
+    use std::sync::Mutex;
+    static ACC: Mutex<[f64; 3]> = Mutex::new([0.0; 3]);
+    let mut acc = ACC.lock().unwrap();
+    for (a, d) in acc.iter_mut().zip(d) {
+        *a += d.as_secs_f64();
+    }
+    if std::env::var("PARLEY_PHASES").is_ok() {
+        eprintln!("  parts so far: load {:.3} derive {:.3} stage {:.3}", acc[0], acc[1], acc[2]);
+    }
 }
 
 /// `f` of every item, each on its own thread (one item runs on this thread), in order.
@@ -652,9 +669,14 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
 /// Rows kept in the `f_*` scratch tables before they are copied out.
 const FACT_FLUSH_ROWS: usize = 200_000;
 
-/// Appends derived facts to the scratch tables, copying them out when they grow.
-fn stage_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
-    append_facts(conn, ws, f)?;
+/// Appends derived facts (as batches) to the scratch tables, copying them out when they
+/// grow.
+fn stage_facts(conn: &Connection, batches: Vec<(&str, RecordBatch)>) -> Result<(), StoreError> {
+    for (table, batch) in batches {
+        let mut app = scratch(conn, table)?;
+        app.append_record_batch(batch)?;
+        app.flush()?;
+    }
     let staged: i64 = conn.query_row("SELECT count(*) FROM f_messages", [], |r| r.get(0))?;
     if staged as usize >= FACT_FLUSH_ROWS {
         flush_facts(conn)?;
@@ -665,12 +687,14 @@ fn stage_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError>
 /// Copies the staged facts into the fact tables with their contact hash, in hash order.
 fn flush_facts(conn: &Connection) -> Result<(), StoreError> {
     kill_point("flushing");
+    phase("before flush");
     for table in crate::schema::FACT_TABLES {
         conn.execute_batch(&format!(
             "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
              DELETE FROM f_{table};"
         ))?;
     }
+    phase("flush");
     Ok(())
 }
 
@@ -678,21 +702,148 @@ fn scratch<'a>(conn: &'a Connection, table: &str) -> Result<Appender<'a>, StoreE
     Ok(conn.appender_to_catalog_and_db(table, "temp", "main")?)
 }
 
-fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError> {
-    let mut app = scratch(conn, "f_contacts")?;
+/// One value of a fact row, as its Arrow column takes it.
+enum V<'a> {
+    Str(Option<&'a str>),
+    Int(Option<i64>),
+    Bool(bool),
+}
+
+/// What a fact field can be appended as.
+trait ToV {
+    fn v(&self) -> V<'_>;
+}
+
+impl ToV for &str {
+    fn v(&self) -> V<'_> {
+        V::Str(Some(self))
+    }
+}
+impl ToV for String {
+    fn v(&self) -> V<'_> {
+        V::Str(Some(self))
+    }
+}
+impl ToV for Option<String> {
+    fn v(&self) -> V<'_> {
+        V::Str(self.as_deref())
+    }
+}
+impl ToV for Option<&str> {
+    fn v(&self) -> V<'_> {
+        V::Str(*self)
+    }
+}
+impl ToV for i64 {
+    fn v(&self) -> V<'_> {
+        V::Int(Some(*self))
+    }
+}
+impl ToV for Option<i64> {
+    fn v(&self) -> V<'_> {
+        V::Int(*self)
+    }
+}
+impl ToV for bool {
+    fn v(&self) -> V<'_> {
+        V::Bool(*self)
+    }
+}
+
+/// Appends one row of values to a `Rows`.
+macro_rules! row {
+    ($rows:expr; $($v:expr),* $(,)?) => {
+        $rows.row(&[$(ToV::v(&$v)),*])
+    };
+}
+
+/// Column builders for the rows of one fact table, typed by their first row.
+#[derive(Default)]
+struct Rows {
+    columns: Vec<Column>,
+}
+
+enum Column {
+    Str(duckdb::arrow::array::StringBuilder),
+    Int(duckdb::arrow::array::Int64Builder),
+    Bool(duckdb::arrow::array::BooleanBuilder),
+}
+
+impl Rows {
+    fn row(&mut self, values: &[V]) {
+        if self.columns.is_empty() {
+            self.columns = values
+                .iter()
+                .map(|v| match v {
+                    V::Str(_) => Column::Str(Default::default()),
+                    V::Int(_) => Column::Int(Default::default()),
+                    V::Bool(_) => Column::Bool(Default::default()),
+                })
+                .collect();
+        }
+        for (c, v) in self.columns.iter_mut().zip(values) {
+            match (c, v) {
+                (Column::Str(b), V::Str(x)) => b.append_option(*x),
+                (Column::Int(b), V::Int(x)) => b.append_option(*x),
+                (Column::Bool(b), V::Bool(x)) => b.append_value(*x),
+                _ => unreachable!("a fact field keeps its type"),
+            }
+        }
+    }
+
+    /// The batch, or `None` without rows.
+    fn finish(self) -> Option<RecordBatch> {
+        use duckdb::arrow::array::ArrayRef;
+        use duckdb::arrow::datatypes::{DataType, Field, Schema};
+        if self.columns.is_empty() {
+            return None;
+        }
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = self
+            .columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let name = format!("c{i}");
+                match c {
+                    Column::Str(mut b) => (
+                        Field::new(name, DataType::Utf8, true),
+                        std::sync::Arc::new(b.finish()) as ArrayRef,
+                    ),
+                    Column::Int(mut b) => (
+                        Field::new(name, DataType::Int64, true),
+                        std::sync::Arc::new(b.finish()) as ArrayRef,
+                    ),
+                    Column::Bool(mut b) => (
+                        Field::new(name, DataType::Boolean, true),
+                        std::sync::Arc::new(b.finish()) as ArrayRef,
+                    ),
+                }
+            })
+            .unzip();
+        Some(
+            RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), arrays)
+                .expect("columns match the schema"),
+        )
+    }
+}
+
+/// The facts of one derivation as Arrow batches of the `f_*` scratch tables.
+pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatch)> {
+    let mut out = Vec::with_capacity(6);
+    let (table, mut app) = ("f_contacts", Rows::default());
     for c in &f.contacts {
         let folded = c.name.as_deref().map(fold_case);
-        app.append_row(params![ws, c.contact_id, c.name, folded])?;
+        row!(app; ws, c.contact_id, c.name, folded);
     }
-    finish(app)?;
-    let mut app = scratch(conn, "f_conversations")?;
+    out.extend(app.finish().map(|b| (table, b)));
+    let (table, mut app) = ("f_conversations", Rows::default());
     for c in &f.conversations {
         let close = c.close.as_ref();
         let last_assignee = c.last_assignee.as_ref().map(|a| match a {
             Assignee::User(u) => u.as_str(),
             Assignee::Unassigned => "",
         });
-        app.append_row(params![
+        row!(app; 
             ws,
             c.conversation_id,
             c.contact_id,
@@ -723,12 +874,12 @@ fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError
             c.incoming_messages,
             c.outgoing_messages,
             c.responses,
-        ])?;
+        );
     }
-    finish(app)?;
-    let mut app = scratch(conn, "f_messages")?;
+    out.extend(app.finish().map(|b| (table, b)));
+    let (table, mut app) = ("f_messages", Rows::default());
     for m in &f.messages {
-        app.append_row(params![
+        row!(app; 
             ws,
             m.message_id,
             m.contact_id,
@@ -747,12 +898,12 @@ fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError
             m.read_at.map(|t| t.micros()),
             m.failed_at.map(|t| t.micros()),
             m.error,
-        ])?;
+        );
     }
-    finish(app)?;
-    let mut app = scratch(conn, "f_activities")?;
+    out.extend(app.finish().map(|b| (table, b)));
+    let (table, mut app) = ("f_activities", Rows::default());
     for a in &f.activities {
-        app.append_row(params![
+        row!(app; 
             ws,
             a.event_id,
             a.kind.wire(),
@@ -761,12 +912,12 @@ fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError
             a.merged_contact_id,
             a.source,
             a.user_id,
-        ])?;
+        );
     }
-    finish(app)?;
-    let mut app = scratch(conn, "f_connections")?;
+    out.extend(app.finish().map(|b| (table, b)));
+    let (table, mut app) = ("f_connections", Rows::default());
     for c in &f.connections {
-        app.append_row(params![
+        row!(app; 
             ws,
             c.contact_id,
             c.channel_id,
@@ -774,12 +925,12 @@ fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError
             c.message_id,
             c.source,
             c.user_id
-        ])?;
+        );
     }
-    finish(app)?;
-    let mut app = scratch(conn, "f_assignments")?;
+    out.extend(app.finish().map(|b| (table, b)));
+    let (table, mut app) = ("f_assignments", Rows::default());
     for a in &f.assignments {
-        app.append_row(params![
+        row!(app; 
             ws,
             a.event_id,
             a.at.micros(),
@@ -789,14 +940,10 @@ fn append_facts(conn: &Connection, ws: &str, f: &Facts) -> Result<(), StoreError
             a.new_assignee,
             a.source.wire(),
             a.assigned_by,
-        ])?;
+        );
     }
-    finish(app)
-}
-
-fn finish(mut app: Appender<'_>) -> Result<(), StoreError> {
-    app.flush()?;
-    Ok(())
+    out.extend(app.finish().map(|b| (table, b)));
+    out
 }
 
 #[cfg(test)]
