@@ -12,9 +12,11 @@ median in-process time (the store call, from `--timing`) and the peak RSS (wait4
 
 Operations, in order, on a data dir per size:
 - bulk ingest of the whole file into a fresh data dir (each run a new dir);
-- the "rest" (all but the last 5,050 lines) ingested into one more dir, then five
-  1,000-line slices of the newest traffic, then five 10-line slices, each a fresh
-  batch after everything before it (what webhooks do);
+- the "rest" (all but the last 7,070 lines) ingested into one more dir, then seven
+  1,000-line slices of the newest traffic, then seven 10-line slices, each a fresh
+  batch after everything before it (what webhooks do): five as processes of their own
+  (cold), then two in one process, of which the second is reported as warm (what the
+  server pays per webhook);
 - on that (now complete) dir: every report over `last_30_days`, with and without three
   filters, the conversation log's pages 1 and 200, its CSV export, `rebuild`, and
   `workspace list` (the cost of starting the process and opening the database).
@@ -130,18 +132,28 @@ def bench_size(size, runs):
     shutil.rmtree(DATA / f"parley-{size}-bulk", ignore_errors=True)
     # The newest traffic in slices, after the rest.
     d = fresh_dir(f"parley-{size}")
-    rest, last = split(path, 5 * 1000 + 5 * 10)
+    rest, last = split(path, 7 * 1000 + 7 * 10)
     ops["ingest of the rest"] = stats([popen_wait([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench", str(rest)])])
     rest.unlink()
-    for n, start in ((1000, 0), (10, 5000)):
-        samples = []
-        for i in range(5):
-            chunk = last[start + i * n:start + (i + 1) * n]
-            f = DATA / f"slice-{size}.ndjson"
-            f.write_bytes(b"".join(chunk))
-            samples.append(popen_wait([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench", str(f)]))
-            f.unlink()
+    for n, start in ((1000, 0), (10, 7000)):
+        slices = []
+        for i in range(7):
+            f = DATA / f"slice-{size}-{n}-{i}.ndjson"
+            f.write_bytes(b"".join(last[start + i * n:start + (i + 1) * n]))
+            slices.append(str(f))
+        # Five slices, each its own process: cold (open, first reads of the database).
+        samples = [popen_wait([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench", f])
+                   for f in slices[:5]]
         ops[f"{n} newest lines after the rest"] = stats(samples)
+        # Then two more in one process, as a server takes webhooks: the second is warm.
+        out = subprocess.run([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench"] + slices[5:],
+                             capture_output=True, check=True)
+        warm = [float(l.split()[2]) for l in out.stderr.decode().splitlines() if l.startswith("timing: ")][-1]
+        ops[f"{n} newest lines, warm (second batch of one process)"] = {
+            "median_s": warm / 1000, "min_s": warm / 1000, "max_s": warm / 1000,
+            "inproc_median_ms": warm, "rss_mb": 0, "runs": 1}
+        for f in slices:
+            Path(f).unlink()
     base = [p, "--timing", "--data", str(d)]
     for report in ("conversations", "messages", "contacts", "assignments"):
         ops[f"{report} report"] = repeat(runs, base + ["report", report] + VIEW)
@@ -216,25 +228,35 @@ def render(results, runs, argv):
             if "rows" in o:
                 extra = f" ({o['rows']:,} rows = {o['rows'] / o['median_s']:,.0f} rows/s)"
             inproc = f"{o['inproc_median_ms']:,.1f} ms" if o["inproc_median_ms"] is not None else "-"
+            rss = f"{o['rss_mb']:,.0f} MB" if o["rss_mb"] else "-"
             lines.append(f"| {name}{extra} | {ms(o['median_s'])} | {ms(o['min_s'])} - {ms(o['max_s'])} "
-                         f"| {inproc} | {o['rss_mb']:,.0f} MB |")
+                         f"| {inproc} | {rss} |")
         lines.append("")
         if "duckdb" in r:
             d = r["duckdb"]
             t = d["timings"]
             lines += ["Peer 1, hand-written DuckDB (`peer_duckdb.py --precompute-local`), same run:", "",
                       "| operation | median | min |", "| --- | --- | --- |",
-                      f"| load + derive | {ms(t['load']['s'] + sum(v for k, v in t.get('derive', {}).items() if isinstance(v, (int, float))))} | - |"]
+                      f"| load ({t['load']['events_per_s']:,.0f} events/s) | {ms(t['load']['s'])} | - |",
+                      f"| derive | {ms(t['derive']['s'])} | - |"]
+            for k, v in t.items():
+                if isinstance(v, dict) and "median_s" in v:
+                    extra = f" ({v['rows_per_s_median']:,.0f} rows/s)" if "rows_per_s_median" in v else ""
+                    lines.append(f"| {k}{extra} | {ms(v['median_s'])} | {ms(v['min_s'])} |")
+            lines += ["", f"Peer counts: opened {t['conversations_report']['opened']:,}, "
+                          f"closed {t['conversations_report']['closed']:,}, "
+                          f"outgoing {t['messages_report']['outgoing']:,}; peak RSS {d['peak_rss_mb']:,.0f} MB"
+                          + (f"; database {d['db_bytes'] / 2**20:,.0f} MiB." if 'db_bytes' in d else "."), ""]
+        if "chatwoot" in r:
+            t = r["chatwoot"]["timings"]
+            lines += ["Peer 2, Chatwoot-style PostgreSQL (`peer_chatwoot_pg.py`), same run:", "",
+                      "| operation | median | min |", "| --- | --- | --- |",
+                      f"| map events to Chatwoot rows (DuckDB) | {ms(t['map_events_to_chatwoot_rows_duckdb']['s'])} | - |",
+                      f"| load (COPY, 48 indexes, VACUUM ANALYZE) | {ms(t['load']['total_s'])} | - |"]
             for k, v in t.items():
                 if isinstance(v, dict) and "median_s" in v:
                     lines.append(f"| {k} | {ms(v['median_s'])} | {ms(v['min_s'])} |")
-            lines += ["", f"Peer counts: opened {t['conversations_report']['opened']:,}, "
-                          f"closed {t['conversations_report']['closed']:,}, "
-                          f"outgoing {t['messages_report']['outgoing']:,}; peak RSS {d['peak_rss_mb']:,.0f} MB.", ""]
-        if "chatwoot" in r:
-            c = r["chatwoot"]
-            lines += ["Peer 2, Chatwoot-style PostgreSQL (`peer_chatwoot_pg.py`), same run:", "",
-                      "```", json.dumps(c.get("timings", c), indent=1, default=str)[:4000], "```", ""]
+            lines.append("")
     return "\n".join(lines) + "\n"
 
 

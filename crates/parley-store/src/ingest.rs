@@ -517,17 +517,20 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
             shares[h % threads].push((i, row));
         }
     }
-    let derived = on_threads(&shares, |rows| -> Result<Vec<(&str, RecordBatch)>, StoreError> {
-        let readers = batches
-            .iter()
-            .map(|b| TypedReader::new(b, 1))
-            .collect::<Result<Vec<_>, _>>()?;
-        let events = rows
-            .iter()
-            .map(|&(b, row)| readers[b].event(row))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(fact_batches(ws, &derive(events)))
-    });
+    let derived = on_threads(
+        &shares,
+        |rows| -> Result<Vec<(&str, RecordBatch)>, StoreError> {
+            let readers = batches
+                .iter()
+                .map(|b| TypedReader::new(b, 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            let events = rows
+                .iter()
+                .map(|&(b, row)| readers[b].event(row))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(fact_batches(ws, &derive(events)))
+        },
+    );
     let t2 = std::time::Instant::now();
     for batches in derived {
         stage_facts(conn, batches?)?;
@@ -545,7 +548,10 @@ fn profile(d: &[std::time::Duration; 3]) {
         *a += d.as_secs_f64();
     }
     if std::env::var("PARLEY_PHASES").is_ok() {
-        eprintln!("  parts so far: load {:.3} derive {:.3} stage {:.3}", acc[0], acc[1], acc[2]);
+        eprintln!(
+            "  parts so far: load {:.3} derive {:.3} stage {:.3}",
+            acc[0], acc[1], acc[2]
+        );
     }
 }
 
@@ -843,7 +849,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             Assignee::User(u) => u.as_str(),
             Assignee::Unassigned => "",
         });
-        row!(app; 
+        row!(app;
             ws,
             c.conversation_id,
             c.contact_id,
@@ -879,7 +885,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_messages", Rows::default());
     for m in &f.messages {
-        row!(app; 
+        row!(app;
             ws,
             m.message_id,
             m.contact_id,
@@ -903,7 +909,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_activities", Rows::default());
     for a in &f.activities {
-        row!(app; 
+        row!(app;
             ws,
             a.event_id,
             a.kind.wire(),
@@ -917,7 +923,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_connections", Rows::default());
     for c in &f.connections {
-        row!(app; 
+        row!(app;
             ws,
             c.contact_id,
             c.channel_id,
@@ -930,7 +936,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_assignments", Rows::default());
     for a in &f.assignments {
-        row!(app; 
+        row!(app;
             ws,
             a.event_id,
             a.at.micros(),

@@ -54,13 +54,15 @@ enum Command {
     /// Create or list workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
-    /// Ingest an NDJSON batch of events from FILE, or stdin with `-`.
+    /// Ingest an NDJSON batch of events from FILE, or stdin with `-`. Several files are
+    /// several batches, ingested in order, each all-or-nothing, one summary line each.
     Ingest {
         /// The workspace's id.
         #[arg(long)]
         workspace: String,
-        /// An NDJSON file, or `-` for stdin.
-        file: String,
+        /// NDJSON files, or `-` for stdin.
+        #[arg(required = true)]
+        files: Vec<String>,
     },
     /// Print a report.
     Report {
@@ -249,14 +251,17 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             writeln!(out, "{}", serde_json::Value::Array(list))?;
         }
-        Command::Ingest { workspace, file } => {
+        Command::Ingest { workspace, files } => {
             let store = open(&cli.data)?;
-            let summary = timed(cli.timing, "ingest", || ingest(&store, &workspace, &file))?;
-            writeln!(
-                out,
-                r#"{{"accepted": {}, "duplicates": {}}}"#,
-                summary.accepted, summary.duplicates
-            )?;
+            for file in &files {
+                let summary = timed(cli.timing, "ingest", || ingest(&store, &workspace, file))?;
+                writeln!(
+                    out,
+                    r#"{{"accepted": {}, "duplicates": {}}}"#,
+                    summary.accepted, summary.duplicates
+                )?;
+                out.flush()?;
+            }
         }
         Command::Report {
             report,

@@ -704,3 +704,50 @@ fn kill_9_in_the_middle_of_an_ingest_leaves_the_workspace_as_it_was() {
         );
     }
 }
+
+#[test]
+fn several_files_are_several_batches_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&run(
+        d.path(),
+        &["workspace", "create", "w", "--timezone", "UTC"],
+    ));
+    let add = |id: &str, name: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"type\":\"contact.added\",\"at\":\"2026-01-05T10:00:00Z\",\"contact\":{{\"id\":\"c\",\"name\":\"{name}\"}},\"source\":\"user\"}}\n"
+        )
+    };
+    let files: Vec<PathBuf> = [
+        add("a", "Ann"),
+        add("a", "Bob") + &add("b", "Bob"),
+        "{".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, text)| {
+        let f = d.path().join(format!("{i}.ndjson"));
+        std::fs::write(&f, text).unwrap();
+        f
+    })
+    .collect();
+    let paths: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    let out = ok(&run(
+        d.path(),
+        &["ingest", "--workspace", "w", paths[0], paths[1]],
+    ));
+    assert_eq!(
+        out,
+        "{\"accepted\": 1, \"duplicates\": 0}\n{\"accepted\": 1, \"duplicates\": 1}\n"
+    );
+    // A bad batch stops the run with exit 1; the batches before it stay stored.
+    let out = run(
+        d.path(),
+        &["ingest", "--workspace", "w", paths[0], paths[2]],
+    );
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"accepted\": 0, \"duplicates\": 1}\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
