@@ -300,14 +300,21 @@ pub fn parse_event(line_bytes: &[u8], line: usize, index: usize) -> Result<Event
             },
         )
     })?;
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        wrap(
+    let value = strict_json(text).map_err(|(dup, e)| match dup {
+        // A repeated key: name it, and the event's id as a lenient parser reads it.
+        Some(path) => wrap(
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string)),
+            fault(&path, "the key appears twice in its object"),
+        ),
+        None => wrap(
             None,
             Fault {
                 field: None,
                 reason: format!("not valid JSON ({e})"),
             },
-        )
+        ),
     })?;
     let Value::Object(obj) = value else {
         return Err(wrap(
@@ -320,6 +327,137 @@ pub fn parse_event(line_bytes: &[u8], line: usize, index: usize) -> Result<Event
     };
     let id = obj.get("id").and_then(Value::as_str).map(str::to_string);
     parse_object(&obj).map_err(|f| wrap(id, f))
+}
+
+/// Parses JSON refusing an object with the same key twice, at any depth (SPEC §2.3:
+/// parsers disagree on which one wins). On such a key, the error carries its dotted path.
+fn strict_json(text: &str) -> Result<Value, (Option<String>, serde_json::Error)> {
+    use serde::de::DeserializeSeed;
+    let dup = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict {
+        at: None,
+        dup: &dup,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    value.map_err(|e| (dup.take(), e))
+}
+
+/// Where a value sits: its key or index, inside its parent's place.
+struct Place<'a> {
+    parent: Option<&'a Place<'a>>,
+    name: PlaceName<'a>,
+}
+
+enum PlaceName<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl Place<'_> {
+    fn path(&self) -> String {
+        let name = match self.name {
+            PlaceName::Key(k) => k.to_string(),
+            PlaceName::Index(i) => i.to_string(),
+        };
+        match self.parent {
+            Some(p) => join(&p.path(), &name),
+            None => name,
+        }
+    }
+}
+
+/// A `Value` reader that records the path of the first repeated key and fails there.
+struct Strict<'a> {
+    at: Option<&'a Place<'a>>,
+    dup: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let place = Place {
+                parent: self.at,
+                name: PlaceName::Index(items.len()),
+            };
+            let seed = Strict {
+                at: Some(&place),
+                dup: self.dup,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(v) => items.push(v),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let place = Place {
+                parent: self.at,
+                name: PlaceName::Key(&key),
+            };
+            let value = map.next_value_seed(Strict {
+                at: Some(&place),
+                dup: self.dup,
+            })?;
+            if obj.contains_key(&key) {
+                *self.dup.borrow_mut() = Some(place.path());
+                return Err(serde::de::Error::custom("a key appears twice"));
+            }
+            obj.insert(key, value);
+        }
+        Ok(Value::Object(obj))
+    }
 }
 
 fn check_lengths(value: &Value, path: &str) -> Result<(), Fault> {
@@ -667,6 +805,22 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("line 3 (event 2): not valid JSON"));
+    }
+
+    #[test]
+    fn a_key_twice_at_any_depth_is_rejected_and_named() {
+        let e = err(r#"{"id":"e1","type":"contact.updated","id":"e2","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"}}"#);
+        assert_eq!(e.field.as_deref(), Some("id"));
+        assert_eq!(e.reason, "the key appears twice in its object");
+        let e = err(&SENT.replace(
+            r#""content":{"type":"text""#,
+            r#""content":{"type":"text","type":"image""#,
+        ));
+        assert_eq!(e.field.as_deref(), Some("content.type"));
+        assert_eq!(e.id.as_deref(), Some("e1"), "the event is still named by its id");
+        let e = err(r#"{"id":"e1","type":"contact.updated","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"},"extra":[{"k":1},{"k":1,"k":2}]}"#);
+        assert_eq!(e.field.as_deref(), Some("extra.1.k"));
+        assert!(e.to_string().starts_with("line 3 (event 2, id \"e1\"): field extra.1.k: "));
     }
 
     #[test]
