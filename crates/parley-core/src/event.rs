@@ -809,7 +809,9 @@ mod tests {
 
     #[test]
     fn a_key_twice_at_any_depth_is_rejected_and_named() {
-        let e = err(r#"{"id":"e1","type":"contact.updated","id":"e2","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"}}"#);
+        let e = err(
+            r#"{"id":"e1","type":"contact.updated","id":"e2","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"}}"#,
+        );
         assert_eq!(e.field.as_deref(), Some("id"));
         assert_eq!(e.reason, "the key appears twice in its object");
         let e = err(&SENT.replace(
@@ -817,10 +819,18 @@ mod tests {
             r#""content":{"type":"text","type":"image""#,
         ));
         assert_eq!(e.field.as_deref(), Some("content.type"));
-        assert_eq!(e.id.as_deref(), Some("e1"), "the event is still named by its id");
-        let e = err(r#"{"id":"e1","type":"contact.updated","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"},"extra":[{"k":1},{"k":1,"k":2}]}"#);
+        assert_eq!(
+            e.id.as_deref(),
+            Some("e1"),
+            "the event is still named by its id"
+        );
+        let e = err(
+            r#"{"id":"e1","type":"contact.updated","at":"2026-11-03T09:15:27Z","contact":{"id":"c","name":"A"},"extra":[{"k":1},{"k":1,"k":2}]}"#,
+        );
         assert_eq!(e.field.as_deref(), Some("extra.1.k"));
-        assert!(e.to_string().starts_with("line 3 (event 2, id \"e1\"): field extra.1.k: "));
+        assert!(e
+            .to_string()
+            .starts_with("line 3 (event 2, id \"e1\"): field extra.1.k: "));
     }
 
     #[test]
