@@ -71,14 +71,17 @@ pub(crate) fn ingest(
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
+    let ids = listed(conn, "e.h", "SELECT DISTINCT hash(id) FROM stage")?;
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE rejected AS
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE rejected AS
          SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
-         WHERE e.workspace = $1
+         WHERE e.workspace = $1{ids}
          UNION ALL
          SELECT s.idx FROM stage s
            JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
-             ON s.id = d.id AND s.idx <> d.keep",
+             ON s.id = d.id AND s.idx <> d.keep"
+        ),
         [ws],
     )?;
     phase("rejected");
@@ -201,6 +204,28 @@ fn stage_batch(
     Ok(index as u64)
 }
 
+/// Keys looked up by an explicit list at most: past it, a join.
+const LISTED_KEYS: usize = 2_000;
+
+/// ` AND {column} IN (…)` with the hashes `sql` yields, when there are few of them;
+/// empty otherwise. DuckDB skips the row groups whose min/max excludes every value of a
+/// constant list, while a join with a small table hands the scan only the min and max of
+/// its keys, which random hashes spread over the whole table.
+fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreError> {
+    let mut stmt = conn.prepare(&format!("{sql} LIMIT {}", LISTED_KEYS + 1))?;
+    let hashes: Vec<u64> = stmt
+        .query_map([], |r| r.get::<_, u64>(0))?
+        .collect::<Result<_, _>>()?;
+    if hashes.is_empty() {
+        return Ok(" AND FALSE".to_string());
+    }
+    if hashes.len() > LISTED_KEYS {
+        return Ok(String::new());
+    }
+    let list: Vec<String> = hashes.iter().map(u64::to_string).collect();
+    Ok(format!(" AND {column} IN ({})", list.join(", ")))
+}
+
 /// Files the staged (new) events: ids, keys, owners, pending closes and receipts, the
 /// directory; updates the contact groups and leaves the contacts to derive in `touched`.
 fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
@@ -224,15 +249,23 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
          SELECT DISTINCT type = 'conversation.opened' AS conv, key, contact_a AS owner
          FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent');",
     )?;
+    let convs = listed(conn, "k.h", "SELECT DISTINCT hash(key) FROM nk WHERE conv")?;
+    let msgs = listed(
+        conn,
+        "k.h",
+        "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv",
+    )?;
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE ek AS
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE ek AS
          SELECT TRUE AS conv, k.key, k.owner FROM conv_keys k
            JOIN (SELECT DISTINCT key FROM nk WHERE conv) n ON k.h = hash(n.key) AND k.key = n.key
-           WHERE k.workspace = $1
+           WHERE k.workspace = $1{convs}
          UNION ALL
          SELECT FALSE, k.key, k.owner FROM msg_keys k
            JOIN (SELECT DISTINCT key FROM nk WHERE NOT conv) n ON k.h = hash(n.key) AND k.key = n.key
-           WHERE k.workspace = $1",
+           WHERE k.workspace = $1{msgs}"
+        ),
         [ws],
     )?;
     phase("nk ek");
@@ -266,15 +299,27 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     }
     phase("edges keys");
     // The owner of each close and receipt of the batch, where its id is known by now.
+    let closes = listed(
+        conn,
+        "k.h",
+        "SELECT DISTINCT hash(key) FROM stage WHERE type = 'conversation.closed'",
+    )?;
+    let receipts = listed(
+        conn,
+        "k.h",
+        "SELECT DISTINCT hash(key) FROM stage WHERE type = 'message.status'",
+    )?;
     conn.execute(
-        "CREATE OR REPLACE TEMP TABLE resolved AS
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE resolved AS
          SELECT s.idx, min(k.owner) AS owner FROM stage s
            JOIN conv_keys k ON k.h = hash(s.key) AND k.key = s.key
-           WHERE k.workspace = $1 AND s.type = 'conversation.closed' GROUP BY s.idx
+           WHERE k.workspace = $1 AND s.type = 'conversation.closed'{closes} GROUP BY s.idx
          UNION ALL
          SELECT s.idx, min(k.owner) FROM stage s
            JOIN msg_keys k ON k.h = hash(s.key) AND k.key = s.key
-           WHERE k.workspace = $1 AND s.type = 'message.status' GROUP BY s.idx",
+           WHERE k.workspace = $1 AND s.type = 'message.status'{receipts} GROUP BY s.idx"
+        ),
         [ws],
     )?;
     phase("resolved");
@@ -601,10 +646,11 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
          ) t LEFT JOIN contact_groups g ON g.workspace = $1 AND g.contact_id = t.contact",
         [ws],
     )?;
+    let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
     for table in crate::schema::FACT_TABLES {
         conn.execute(
             &format!(
-                "DELETE FROM {table} WHERE workspace = $1
+                "DELETE FROM {table} WHERE workspace = $1{contacts}
                    AND ch IN (SELECT h FROM dset) AND contact_id IN (SELECT contact FROM dset)"
             ),
             [ws],
@@ -618,6 +664,11 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
     })?;
     if alone > 0 {
         for (lo, hi) in hash_parts(alone as u64, part) {
+            let owners = listed(
+                conn,
+                "e.oh",
+                &format!("SELECT h FROM dset WHERE grp IS NULL AND h BETWEEN {lo} AND {hi}"),
+            )?;
             derive_part(
                 conn,
                 ws,
@@ -625,7 +676,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                     "SELECT d.contact, {cols} FROM events e
                        JOIN (SELECT contact, h FROM dset WHERE grp IS NULL AND h BETWEEN {lo} AND {hi}) d
                          ON e.oh = d.h AND e.owner = d.contact
-                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}",
+                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}{owners}",
                     cols = column_list("e.")
                 ),
             )?;
@@ -654,6 +705,11 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
             }
             app.flush()?;
         }
+        let owners = listed(
+            conn,
+            "e.oh",
+            "SELECT h FROM dset WHERE grp IN (SELECT grp FROM dgroups)",
+        )?;
         derive_part(
             conn,
             ws,
@@ -661,7 +717,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                 "SELECT d.grp, {cols} FROM events e
                    JOIN (SELECT contact, h, grp FROM dset WHERE grp IN (SELECT grp FROM dgroups)) d
                      ON e.oh = d.h AND e.owner = d.contact
-                 WHERE e.workspace = $1",
+                 WHERE e.workspace = $1{owners}",
                 cols = column_list("e.")
             ),
         )?;
