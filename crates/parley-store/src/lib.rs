@@ -131,12 +131,22 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "1GB";
 pub const ROW_GROUP_SIZE: u32 = 16_384;
 
 /// A connection to the database at `path` (`:memory:` for none), attached with
-/// `ROW_GROUP_SIZE` and made the default catalog.
+/// `ROW_GROUP_SIZE` and made the default catalog. The connection itself is in memory,
+/// so DuckDB would spill to `.tmp` in the working directory: spills go beside the
+/// database file instead (`parley.duckdb.tmp`), and an in-memory store does not spill.
 fn attach(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open_in_memory()?;
+    let quote = |s: &str| s.replace('\'', "''");
+    let temp = if path == ":memory:" {
+        String::new()
+    } else {
+        format!("{path}.tmp")
+    };
     conn.execute_batch(&format!(
-        "ATTACH '{}' AS parley (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE parley;",
-        path.replace('\'', "''")
+        "SET temp_directory = '{}';
+         ATTACH '{}' AS parley (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE parley;",
+        quote(&temp),
+        quote(path)
     ))?;
     Ok(conn)
 }
@@ -363,5 +373,60 @@ impl Store for DuckStore {
         sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
         query::export(&self.conn, q, log, sink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data dir written by schema 1 (events kept as JSON bodies) opens under today's
+    /// schema with its log re-filed and its facts derived: nothing stored is lost.
+    #[test]
+    fn a_schema_1_log_is_refiled_on_open() {
+        let conn = attach(":memory:").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version BIGINT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1);",
+        )
+        .unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0].1).unwrap();
+        conn.execute_batch("INSERT INTO workspaces VALUES ('w', 'UTC', 'w')")
+            .unwrap();
+        let bodies = [
+            r#"{"id":"u","type":"user.upserted","at":"2026-01-05T09:00:00Z","user":{"id":"u1","name":"Ann","team_id":"t1"}}"#,
+            r#"{"id":"o","type":"conversation.opened","at":"2026-01-05T10:00:00Z","conversation_id":"v","contact_id":"c","source":"contact"}"#,
+            r#"{"id":"m","type":"message.received","at":"2026-01-05T10:01:00Z","message_id":"m","contact_id":"c","channel_id":"wa","content":{"type":"text","text":"hi"}}"#,
+            r#"{"id":"x","type":"conversation.closed","at":"2026-01-05T10:05:00Z","conversation_id":"v","source":"user","user_id":"u1"}"#,
+        ];
+        for body in bodies {
+            conn.execute(
+                "INSERT INTO events (workspace, id, type, at_us, rank, body) VALUES ('w', ?, '', 0, 0, ?)",
+                duckdb::params![&body[7..8], body],
+            )
+            .unwrap();
+        }
+        configure(&conn).unwrap();
+        let store = DuckStore {
+            conn,
+            part_contacts: ingest::PART_CONTACTS,
+        };
+        store.migrate().unwrap();
+        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM event_ids"), 4);
+        assert_eq!(count("SELECT count(*) FROM directory_events"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM conversations WHERE closed_by = 'u1' AND incoming_messages = 1"),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events_v1'"),
+            0
+        );
+        // Re-sending the old events is a no-op: their ids were kept.
+        let again = store
+            .ingest("w", &mut bodies.join("\n").as_bytes(), &mut |_| {})
+            .unwrap();
+        assert_eq!(again.accepted, 0);
     }
 }
