@@ -204,12 +204,26 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`parley export … | head`): it has what it wanted.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             eprintln!("error: {msg}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<parley_store::StoreError>()
+                .is_some_and(|s| matches!(s, parley_store::StoreError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
 }
 
 fn open(data: &std::path::Path) -> Result<DuckStore> {
@@ -314,7 +328,11 @@ fn run(cli: Cli) -> Result<()> {
             w.write_record(log.columns().iter().map(|(n, _)| *n))?;
             timed(cli.timing, "export", || {
                 store.export(&q, log, &mut |fields| {
-                    w.write_record(fields).map_err(std::io::Error::other)
+                    w.write_record(fields).map_err(|e| match e.into_kind() {
+                        // Keep the kind: a closed pipe must stay recognisable.
+                        csv::ErrorKind::Io(io) => io,
+                        other => std::io::Error::other(format!("{other:?}")),
+                    })
                 })?;
                 w.flush()?;
                 Ok(())

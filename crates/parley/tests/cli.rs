@@ -751,3 +751,32 @@ fn several_files_are_several_batches_in_order() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `parley export … | head -1`: the pipe closes before parley has written; it stops
+    // quietly with success instead of printing "Broken pipe".
+    let d = madrid();
+    let mut args = vec!["export", "messages", "outgoing"];
+    args.extend_from_slice(LAST_30);
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
