@@ -37,22 +37,18 @@ impl Instant {
         let ts = Timestamp::from_second(self.0.div_euclid(MICROS)).expect("in range");
         let offset = tz.to_offset(ts);
         let dt = offset.to_datetime(ts);
-        let secs = offset.seconds();
-        let abs = secs.unsigned_abs();
         write!(
             out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}{:02}:{:02}",
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             dt.year(),
             dt.month(),
             dt.day(),
             dt.hour(),
             dt.minute(),
             dt.second(),
-            if secs < 0 { '-' } else { '+' },
-            abs / 3600,
-            (abs % 3600) / 60
         )
         .expect("writing to a String");
+        write_offset(offset, out);
     }
 
     /// The instant in UTC with a `Z`, truncated to the second.
@@ -73,10 +69,18 @@ impl Instant {
 
 /// `±hh:mm`, with UTC as `+00:00`.
 pub fn format_offset(offset: Offset) -> String {
+    let mut out = String::with_capacity(6);
+    write_offset(offset, &mut out);
+    out
+}
+
+/// `format_offset`, appended to `out`.
+fn write_offset(offset: Offset, out: &mut String) {
+    use std::fmt::Write;
     let secs = offset.seconds();
     let sign = if secs < 0 { '-' } else { '+' };
     let abs = secs.unsigned_abs();
-    format!("{}{:02}:{:02}", sign, abs / 3600, (abs % 3600) / 60)
+    write!(out, "{}{:02}:{:02}", sign, abs / 3600, (abs % 3600) / 60).expect("writing to a String");
 }
 
 /// Why an RFC 3339 timestamp was refused.

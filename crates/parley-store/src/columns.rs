@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use duckdb::arrow::array::{Array, ArrayRef, AsArray, Int64Builder, StringBuilder, UInt8Builder};
-use duckdb::arrow::datatypes::{DataType, Field, Int64Type, Schema, UInt8Type};
+use duckdb::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use parley_core::enums::{
     AssignSource, CloseSource, ContactSource, ContentType, DeliveryStatus, MessageSource,
@@ -260,6 +260,22 @@ impl StageBuilder {
     }
 }
 
+/// DuckDB's Arrow columns as strings, 64-bit integers or bytes (`UInt8`): narrower
+/// integers are widened and anything else read as text.
+pub(crate) fn plain_columns(columns: &[ArrayRef]) -> Result<Vec<ArrayRef>, StoreError> {
+    columns
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8 | DataType::Int64 | DataType::UInt8 => Ok(c.clone()),
+            DataType::Int32 | DataType::Int16 | DataType::Int8 => {
+                duckdb::arrow::compute::cast(c, &DataType::Int64)
+            }
+            _ => duckdb::arrow::compute::cast(c, &DataType::Utf8),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Rows(e.to_string()))
+}
+
 /// Reads typed events back from a batch whose columns `first..` are the typed columns
 /// (as `column_list` orders them).
 pub(crate) struct TypedReader {
@@ -275,15 +291,9 @@ fn corrupt(id: &str, what: &str) -> StoreError {
 
 impl TypedReader {
     pub(crate) fn new(batch: &RecordBatch, first: usize) -> Result<TypedReader, StoreError> {
-        let columns = batch.columns()[first..]
-            .iter()
-            .map(|c| match c.data_type() {
-                DataType::Utf8 | DataType::Int64 | DataType::UInt8 => Ok(c.clone()),
-                _ => duckdb::arrow::compute::cast(c, &DataType::Utf8),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Export(e.to_string()))?;
-        Ok(TypedReader { columns })
+        Ok(TypedReader {
+            columns: plain_columns(&batch.columns()[first..])?,
+        })
     }
 
     fn text(&self, col: usize, row: usize) -> Option<&str> {
@@ -300,7 +310,6 @@ impl TypedReader {
         let id = self.text(0, row).unwrap_or_default().to_string();
         let kind = self.text(1, row).unwrap_or_default();
         let at = Instant(self.columns[2].as_primitive::<Int64Type>().value(row));
-        let _rank = self.columns[3].as_primitive::<UInt8Type>().value(row);
         let req = |col: usize| -> Result<String, StoreError> {
             self.owned(col, row)
                 .ok_or_else(|| corrupt(&id, &format!("{} is missing", TEXT[col])))

@@ -39,10 +39,17 @@ pub(crate) fn kill_point(name: &str) {
     }
 }
 
+/// Whether `PARLEY_PHASES` asks for the time of each ingest phase on stderr (read once).
+fn phases_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PARLEY_PHASES").is_some())
+}
+
+/// With `PARLEY_PHASES`, prints the time since the previous phase ended.
 pub(crate) fn phase(name: &str) {
     use std::sync::Mutex;
     static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
-    if std::env::var("PARLEY_PHASES").is_ok() {
+    if phases_on() {
         let mut last = LAST.lock().unwrap();
         let now = std::time::Instant::now();
         if let Some(t) = *last {
@@ -85,7 +92,9 @@ pub(crate) fn ingest(
         [ws],
     )?;
     phase("rejected");
-    conn.execute_batch("DELETE FROM stage WHERE idx IN (SELECT idx FROM rejected)")?;
+    conn.execute_batch(
+        "DELETE FROM stage WHERE idx IN (SELECT idx FROM rejected); DROP TABLE rejected;",
+    )?;
     let accepted: i64 = conn.query_row("SELECT count(*) FROM stage", [], |r| r.get(0))?;
     let accepted = accepted as u64;
     if accepted > 0 {
@@ -233,15 +242,11 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
         [ws],
     )?;
-    conn.execute(
+    let directory_changed = conn.execute(
         "INSERT INTO directory_events SELECT $1, id, at_us, body FROM stage WHERE rank = 0",
         [ws],
     )?;
     phase("event_ids");
-    let directory_changed: i64 =
-        conn.query_row("SELECT count(*) FROM stage WHERE rank = 0", [], |r| {
-            r.get(0)
-        })?;
     // The batch's conversation ids (opened) and message ids (sent, received), with the
     // contact that uses them; then who already used the same ids.
     conn.execute_batch(
@@ -369,8 +374,7 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
          UNION SELECT contact_b FROM stage WHERE contact_b IS NOT NULL
          UNION SELECT owner FROM resolved
          UNION SELECT owner FROM unpended;
-         DROP TABLE unpended; DROP TABLE resolved; DROP TABLE nk; DROP TABLE ek;
-         DROP TABLE rejected;",
+         DROP TABLE unpended; DROP TABLE resolved; DROP TABLE nk; DROP TABLE ek;",
     )?;
     join_groups(conn, ws, &edges)?;
     if directory_changed > 0 {
@@ -584,15 +588,15 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Accumulated (load, derive, stage) times of derivation parts, for PARLEY_PHASES.
+/// With `PARLEY_PHASES`, the (load, derive, stage) times of derivation parts so far.
 fn profile(d: &[std::time::Duration; 3]) {
     use std::sync::Mutex;
     static ACC: Mutex<[f64; 3]> = Mutex::new([0.0; 3]);
-    let mut acc = ACC.lock().unwrap();
-    for (a, d) in acc.iter_mut().zip(d) {
-        *a += d.as_secs_f64();
-    }
-    if std::env::var("PARLEY_PHASES").is_ok() {
+    if phases_on() {
+        let mut acc = ACC.lock().unwrap();
+        for (a, d) in acc.iter_mut().zip(d) {
+            *a += d.as_secs_f64();
+        }
         eprintln!(
             "  parts so far: load {:.3} derive {:.3} stage {:.3}",
             acc[0], acc[1], acc[2]

@@ -71,8 +71,8 @@ pub enum StoreError {
     },
     #[error("the data dir was written by a build whose DuckDB hashes keys differently: ingest its events into a new data dir with this build")]
     HashChanged,
-    #[error("could not read the export's rows: {0}")]
-    Export(String),
+    #[error("could not read rows from the database: {0}")]
+    Rows(String),
     #[error("stored event {id:?} no longer parses: {reason}")]
     Corrupt { id: String, reason: String },
 }
@@ -131,9 +131,10 @@ pub const DEFAULT_MEMORY_LIMIT: &str = "1GB";
 pub const ROW_GROUP_SIZE: u32 = 16_384;
 
 /// A connection to the database at `path` (`:memory:` for none), attached with
-/// `ROW_GROUP_SIZE` and made the default catalog. The connection itself is in memory,
-/// so DuckDB would spill to `.tmp` in the working directory: spills go beside the
-/// database file instead (`parley.duckdb.tmp`), and an in-memory store does not spill.
+/// `ROW_GROUP_SIZE` and made the default catalog, with the session's settings. The
+/// connection itself is in memory, so DuckDB would spill to `.tmp` in the working
+/// directory: spills go beside the database file instead (`parley.duckdb.tmp`), and an
+/// in-memory store does not spill.
 fn attach(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open_in_memory()?;
     let quote = |s: &str| s.replace('\'', "''");
@@ -142,27 +143,20 @@ fn attach(path: &str) -> Result<Connection, StoreError> {
     } else {
         format!("{path}.tmp")
     };
-    conn.execute_batch(&format!(
-        "SET temp_directory = '{}';
-         ATTACH '{}' AS parley (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE parley;",
-        quote(&temp),
-        quote(path)
-    ))?;
-    Ok(conn)
-}
-
-/// Session settings of every connection.
-fn configure(conn: &Connection) -> Result<(), StoreError> {
     let limit =
         std::env::var("PARLEY_MEMORY_LIMIT").unwrap_or_else(|_| DEFAULT_MEMORY_LIMIT.into());
     // `preserve_insertion_order` stays on: without it DuckDB hands a sorted result to a
     // streaming reader in whatever order its threads finish (an export came out of
     // order), and an `INSERT … ORDER BY` need not lay rows out in that order.
     conn.execute_batch(&format!(
-        "SET memory_limit = '{}';",
-        limit.replace('\'', "")
+        "SET temp_directory = '{}';
+         SET memory_limit = '{}';
+         ATTACH '{}' AS parley (ROW_GROUP_SIZE {ROW_GROUP_SIZE}); USE parley;",
+        quote(&temp),
+        limit.replace('\'', ""),
+        quote(path)
     ))?;
-    Ok(())
+    Ok(conn)
 }
 
 impl DuckStore {
@@ -172,23 +166,18 @@ impl DuckStore {
             path: dir.display().to_string(),
             source,
         })?;
-        let path = dir.join(DB_FILE).display().to_string();
-        let conn = attach(&path)?;
-        configure(&conn)?;
-        let store = DuckStore {
-            conn,
-            part_contacts: ingest::PART_CONTACTS,
-        };
-        store.migrate()?;
-        Ok(store)
+        DuckStore::at(&dir.join(DB_FILE).display().to_string())
     }
 
     /// An in-memory store, for tests.
     pub fn in_memory() -> Result<DuckStore, StoreError> {
-        let conn = attach(":memory:")?;
-        configure(&conn)?;
+        DuckStore::at(":memory:")
+    }
+
+    /// The store on the database at `path` (`:memory:` for none), migrated.
+    fn at(path: &str) -> Result<DuckStore, StoreError> {
         let store = DuckStore {
-            conn,
+            conn: attach(path)?,
             part_contacts: ingest::PART_CONTACTS,
         };
         store.migrate()?;
@@ -406,7 +395,6 @@ mod tests {
             )
             .unwrap();
         }
-        configure(&conn).unwrap();
         let store = DuckStore {
             conn,
             part_contacts: ingest::PART_CONTACTS,

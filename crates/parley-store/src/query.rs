@@ -15,6 +15,7 @@ use parley_core::fold_case;
 use parley_core::report::{ColType, Dataset, Filters, Key, Log, Shape, MISSING};
 use parley_core::time::{Bucket, BucketKind, Instant, Range};
 
+use crate::columns::plain_columns;
 use crate::ingest::load_directory_events;
 use crate::{Query, StoreError};
 
@@ -24,6 +25,13 @@ const TEAM_JOIN_MESSAGE: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.wor
     AND ut.user_id = x.user_id AND x.at_us >= ut.valid_from AND x.at_us < ut.valid_to";
 const CONTACT_JOIN: &str =
     "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
+
+/// The message types of the tagged dataset, as a condition on `x`.
+macro_rules! tagged_types {
+    () => {
+        "x.message_type IN ('facebook_message_tag', 'whatsapp_template')"
+    };
+}
 
 /// Where a dataset's rows live: table (joined to user teams only when a filter needs
 /// them: the join costs a lookup per row), row filter, row timestamp, and the team join
@@ -46,14 +54,14 @@ fn source(ds: Dataset, filters: &Filters) -> Source {
         ),
         Dataset::Incoming => ("messages", "", "x.incoming", "x.at_us"),
         Dataset::Outgoing => ("messages", TEAM_JOIN_MESSAGE, "NOT x.incoming", "x.at_us"),
+        // Reports count tagged messages in the outgoing scan (`TAGGED`); no log reads
+        // this dataset.
         Dataset::Tagged => (
             "messages",
             TEAM_JOIN_MESSAGE,
-            "NOT x.incoming AND x.message_type IN ('facebook_message_tag', 'whatsapp_template')",
+            concat!("NOT x.incoming AND ", tagged_types!()),
             "x.at_us",
         ),
-        // Reports count tagged messages in the outgoing scan (`TAGGED`); logs never
-        // read this dataset.
         Dataset::Failed => (
             "messages",
             TEAM_JOIN_MESSAGE,
@@ -285,7 +293,7 @@ type KeyedBuckets = BTreeMap<(bool, Option<String>), Vec<i64>>;
 
 /// The outgoing messages of the tagged dataset (`outgoing_by_subtype`), counted by the
 /// outgoing scan as a filtered count.
-const TAGGED: &str = "x.message_type IN ('facebook_message_tag', 'whatsapp_template')";
+const TAGGED: &str = tagged_types!();
 
 /// A breakdown's key, and whether it counts only the `TAGGED` rows of its dataset.
 type KeySpec = (Key, bool);
@@ -438,49 +446,35 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
     let how = bucketing(&q.range, &buckets);
     // What each dataset must count, for the components whose filters apply.
     let mut needs: Vec<(Dataset, Needs)> = Vec::new();
-    let mut need = |ds: Dataset| -> usize {
-        match needs.iter().position(|(d, _)| *d == ds) {
+    fn need(needs: &mut Vec<(Dataset, Needs)>, ds: Dataset) -> &mut Needs {
+        let i = match needs.iter().position(|(d, _)| *d == ds) {
             Some(i) => i,
             None => {
                 needs.push((ds, Needs::default()));
                 needs.len() - 1
             }
-        }
-    };
-    let mut wanted = Vec::new();
+        };
+        &mut needs[i].1
+    }
     for c in q.report.components() {
         if !q.filters.applicable(c.accepts) {
             continue;
         }
         match c.shape {
-            Shape::Metric(ds) => {
-                let i = need(ds);
-                wanted.push((i, None, false));
-            }
+            Shape::Metric(ds) => need(&mut needs, ds).totals = true,
             Shape::Bar(series) => {
                 for (_, _, ds) in series {
-                    let i = need(*ds);
-                    wanted.push((i, None, false));
+                    need(&mut needs, *ds).totals = true;
                 }
             }
-            Shape::Heatmap(ds) => {
-                let i = need(ds);
-                wanted.push((i, None, true));
-            }
+            Shape::Heatmap(ds) => need(&mut needs, ds).heatmap = true,
             Shape::Breakdown(ds, key) | Shape::Line(ds, key) => {
                 let (ds, tagged) = scanned(ds);
-                let i = need(ds);
-                wanted.push((i, Some((key, tagged)), false));
+                let keys = &mut need(&mut needs, ds).keys;
+                if !keys.contains(&(key, tagged)) {
+                    keys.push((key, tagged));
+                }
             }
-        }
-    }
-    for (i, key, heat) in wanted {
-        let n = &mut needs[i].1;
-        match (key, heat) {
-            (_, true) => n.heatmap = true,
-            (Some(k), _) if !n.keys.contains(&k) => n.keys.push(k),
-            (Some(_), _) => {}
-            (None, _) => n.totals = true,
         }
     }
     let counts: Vec<Counts> = needs
@@ -777,18 +771,7 @@ pub(crate) fn export(
     let mut fields = Vec::with_capacity(types.len());
     for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
         let batch = batch?;
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| match c.data_type() {
-                DataType::Utf8 | DataType::Int64 => Ok(c.clone()),
-                DataType::Int32 | DataType::Int16 | DataType::Int8 => {
-                    duckdb::arrow::compute::cast(c, &DataType::Int64)
-                }
-                _ => duckdb::arrow::compute::cast(c, &DataType::Utf8),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Export(e.to_string()))?;
+        let columns = plain_columns(batch.columns())?;
         for row in 0..batch.num_rows() {
             for (cell, col) in cells.iter_mut().zip(&columns) {
                 if col.is_null(row) {

@@ -214,15 +214,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether an error comes from writing to a closed pipe.
+/// Whether an error comes from writing to a closed pipe (anywhere in its chain of
+/// sources: the store's `Io` error has the io error as its source).
 fn broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause
-                .downcast_ref::<parley_store::StoreError>()
-                .is_some_and(|s| matches!(s, parley_store::StoreError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
     })
 }
 
