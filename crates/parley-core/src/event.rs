@@ -1,7 +1,9 @@
 //! Events (SPEC §2): the typed event, its application-order rank, and the validation of
 //! one NDJSON line into it (SPEC §2.3). Past this module no string is re-checked.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
 
 use crate::enums::{
     AssignSource, ChannelKind, CloseSource, ContactSource, ContentType, DeliveryStatus,
@@ -316,7 +318,7 @@ pub fn parse_event(line_bytes: &[u8], line: usize, index: usize) -> Result<Event
             },
         ),
     })?;
-    let Value::Object(obj) = value else {
+    let J::Obj(obj) = value else {
         return Err(wrap(
             None,
             Fault {
@@ -325,13 +327,35 @@ pub fn parse_event(line_bytes: &[u8], line: usize, index: usize) -> Result<Event
             },
         ));
     };
-    let id = obj.get("id").and_then(Value::as_str).map(str::to_string);
+    let id = match J::get(&obj, "id") {
+        Some(J::Str(s)) => Some(s.to_string()),
+        _ => None,
+    };
     parse_object(&obj).map_err(|f| wrap(id, f))
+}
+
+/// A parsed JSON value whose strings borrow from the line wherever they hold no escape:
+/// an event is read once, without a `serde_json::Value` and its owned copies.
+#[derive(Debug)]
+enum J<'a> {
+    Null,
+    /// A boolean or a number: present, and never a string.
+    Scalar,
+    Str(Cow<'a, str>),
+    Arr(Vec<J<'a>>),
+    /// Members in document order (keys are unique: [`strict_json`] refuses repeats).
+    Obj(Vec<(Cow<'a, str>, J<'a>)>),
+}
+
+impl<'a> J<'a> {
+    fn get(members: &'a [(Cow<'a, str>, J<'a>)], key: &str) -> Option<&'a J<'a>> {
+        members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
 }
 
 /// Parses JSON refusing an object with the same key twice, at any depth (SPEC §2.3:
 /// parsers disagree on which one wins). On such a key, the error carries its dotted path.
-fn strict_json(text: &str) -> Result<Value, (Option<String>, serde_json::Error)> {
+fn strict_json(text: &str) -> Result<J<'_>, (Option<String>, serde_json::Error)> {
     use serde::de::DeserializeSeed;
     let dup = std::cell::RefCell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
@@ -368,60 +392,98 @@ impl Place<'_> {
     }
 }
 
-/// A `Value` reader that records the path of the first repeated key and fails there.
+/// A [`J`] reader that records the path of the first repeated key and fails there.
 struct Strict<'a> {
     at: Option<&'a Place<'a>>,
     dup: &'a std::cell::RefCell<Option<String>>,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for Strict<'_> {
-    type Value = Value;
+    type Value = J<'de>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<J<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
+/// An object key, borrowed from the line when it holds no escape.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// Members past which an object's repeated keys are found by a hash set, not a scan.
+const SCANNED_MEMBERS: usize = 16;
+
 impl<'de> serde::de::Visitor<'de> for Strict<'_> {
-    type Value = Value;
+    type Value = J<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
+    fn visit_bool<E>(self, _: bool) -> Result<J<'de>, E> {
+        Ok(J::Scalar)
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_i64<E>(self, _: i64) -> Result<J<'de>, E> {
+        Ok(J::Scalar)
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
+    fn visit_u64<E>(self, _: u64) -> Result<J<'de>, E> {
+        Ok(J::Scalar)
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    fn visit_f64<E>(self, _: f64) -> Result<J<'de>, E> {
+        Ok(J::Scalar)
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Borrowed(v)))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
+    fn visit_str<E>(self, v: &str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(v.to_string())))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, v: String) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(v)))
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<J<'de>, E> {
+        Ok(J::Null)
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_none<E>(self) -> Result<J<'de>, E> {
+        Ok(J::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<J<'de>, A::Error> {
         let mut items = Vec::new();
         loop {
             let place = Place {
@@ -434,14 +496,15 @@ impl<'de> serde::de::Visitor<'de> for Strict<'_> {
             };
             match seq.next_element_seed(seed)? {
                 Some(v) => items.push(v),
-                None => return Ok(Value::Array(items)),
+                None => return Ok(J::Arr(items)),
             }
         }
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut obj = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<J<'de>, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, J<'de>)> = Vec::new();
+        let mut many: Option<std::collections::HashSet<Cow<'de, str>>> = None;
+        while let Some(key) = map.next_key_seed(Key)? {
             let place = Place {
                 parent: self.at,
                 name: PlaceName::Key(&key),
@@ -450,17 +513,37 @@ impl<'de> serde::de::Visitor<'de> for Strict<'_> {
                 at: Some(&place),
                 dup: self.dup,
             })?;
-            if obj.contains_key(&key) {
+            let repeated = match &mut many {
+                Some(set) => !set.insert(key.clone()),
+                None => members.iter().any(|(k, _)| *k == key),
+            };
+            if repeated {
                 *self.dup.borrow_mut() = Some(place.path());
                 return Err(serde::de::Error::custom("a key appears twice"));
             }
-            obj.insert(key, value);
+            members.push((key, value));
+            if many.is_none() && members.len() > SCANNED_MEMBERS {
+                many = Some(members.iter().map(|(k, _)| k.clone()).collect());
+            }
         }
-        Ok(Value::Object(obj))
+        Ok(J::Obj(members))
     }
 }
 
-fn check_lengths(value: &Value, path: &str) -> Result<(), Fault> {
+/// Whether any key or string, at any depth, is longer than `MAX_STRING_BYTES`.
+fn any_too_long(value: &J) -> bool {
+    match value {
+        J::Str(s) => s.len() > MAX_STRING_BYTES,
+        J::Arr(items) => items.iter().any(any_too_long),
+        J::Obj(members) => members
+            .iter()
+            .any(|(k, v)| k.len() > MAX_STRING_BYTES || any_too_long(v)),
+        J::Null | J::Scalar => false,
+    }
+}
+
+/// The first string longer than `MAX_STRING_BYTES`, visiting members in key order.
+fn check_lengths(value: &J, path: &str) -> Result<(), Fault> {
     let too_long = |p: &str| {
         fault(
             if p.is_empty() { "(key)" } else { p },
@@ -468,12 +551,12 @@ fn check_lengths(value: &Value, path: &str) -> Result<(), Fault> {
         )
     };
     match value {
-        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(too_long(path)),
-        Value::Array(items) => items
+        J::Str(s) if s.len() > MAX_STRING_BYTES => Err(too_long(path)),
+        J::Arr(items) => items
             .iter()
             .enumerate()
             .try_for_each(|(i, v)| check_lengths(v, &join(path, &i.to_string()))),
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+        J::Obj(members) => sorted(members).into_iter().try_for_each(|(k, v)| {
             let p = join(path, k);
             if k.len() > MAX_STRING_BYTES {
                 return Err(too_long(&p));
@@ -482,6 +565,13 @@ fn check_lengths(value: &Value, path: &str) -> Result<(), Fault> {
         }),
         _ => Ok(()),
     }
+}
+
+/// An object's members in key order.
+fn sorted<'a>(members: &'a [(Cow<'a, str>, J<'a>)]) -> Vec<(&'a str, &'a J<'a>)> {
+    let mut out: Vec<(&str, &J)> = members.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    out.sort_by(|a, b| a.0.cmp(b.0));
+    out
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -494,7 +584,7 @@ fn join(path: &str, key: &str) -> String {
 
 /// Typed access to one JSON object's fields, reporting dotted paths.
 struct Fields<'a> {
-    obj: &'a Map<String, Value>,
+    obj: &'a [(Cow<'a, str>, J<'a>)],
     /// The dotted path of this object inside the event (`""` at the top).
     prefix: String,
 }
@@ -504,14 +594,14 @@ impl<'a> Fields<'a> {
         join(&self.prefix, key)
     }
 
-    fn present(&self, key: &str) -> Option<&'a Value> {
-        self.obj.get(key).filter(|v| !v.is_null())
+    fn present(&self, key: &str) -> Option<&'a J<'a>> {
+        J::get(self.obj, key).filter(|v| !matches!(v, J::Null))
     }
 
     fn opt_str(&self, key: &str) -> Result<Option<&'a str>, Fault> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(J::Str(s)) => Ok(Some(s)),
             Some(_) => Err(fault(&self.path(key), "must be a string")),
         }
     }
@@ -558,7 +648,7 @@ impl<'a> Fields<'a> {
     fn object(&self, key: &str) -> Result<Option<Fields<'a>>, Fault> {
         match self.present(key) {
             None => Ok(None),
-            Some(Value::Object(obj)) => Ok(Some(Fields {
+            Some(J::Obj(obj)) => Ok(Some(Fields {
                 obj,
                 prefix: self.path(key),
             })),
@@ -572,15 +662,20 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn parse_object(obj: &Map<String, Value>) -> Result<Event, Fault> {
-    for (key, value) in obj {
-        if key.len() > MAX_STRING_BYTES {
-            return Err(fault(
-                "(key)",
-                format!("string longer than {MAX_STRING_BYTES} bytes"),
-            ));
+fn parse_object(obj: &[(Cow<'_, str>, J<'_>)]) -> Result<Event, Fault> {
+    if obj
+        .iter()
+        .any(|(k, v)| k.len() > MAX_STRING_BYTES || any_too_long(v))
+    {
+        for (key, value) in sorted(obj) {
+            if key.len() > MAX_STRING_BYTES {
+                return Err(fault(
+                    "(key)",
+                    format!("string longer than {MAX_STRING_BYTES} bytes"),
+                ));
+            }
+            check_lengths(value, key)?;
         }
-        check_lengths(value, key)?;
     }
     let f = Fields {
         obj,
@@ -697,7 +792,7 @@ fn parse_body(kind: &str, f: &Fields) -> Result<Body, Fault> {
             summary: f.opt_str("summary")?.map(str::to_string),
         },
         "contact.assigned" => {
-            if !f.obj.contains_key("assignee_id") {
+            if J::get(f.obj, "assignee_id").is_none() {
                 return Err(fault(
                     "assignee_id",
                     "required field is missing (use null to unassign)",

@@ -9,6 +9,7 @@ pub mod schema;
 
 use std::io::BufRead;
 use std::path::Path;
+use std::sync::Mutex;
 
 use duckdb::Connection;
 use parley_core::doc::{LogPage, ReportDoc};
@@ -78,7 +79,11 @@ pub enum StoreError {
 }
 
 /// The storage behind parley. A server backend implements the same trait later.
-pub trait Store {
+///
+/// A store is shared between threads: reads (workspaces, reports, logs, exports) run
+/// concurrently, each on a consistent snapshot of committed batches, while writes
+/// (workspace creation, ingest, rebuild) run one at a time and never block a read.
+pub trait Store: Send + Sync {
     fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
     fn workspace(&self, id: &str) -> Result<Workspace, StoreError>;
@@ -110,11 +115,49 @@ pub trait Store {
     ) -> Result<u64, StoreError>;
 }
 
-/// The embedded DuckDB store.
+/// The embedded DuckDB store: one DuckDB database, one writer connection (which alone
+/// holds the TEMP scratch tables of ingest) and a pool of reader connections.
 pub struct DuckStore {
-    conn: Connection,
+    /// Ingest, rebuild and workspace creation, one at a time.
+    writer: Mutex<Connection>,
+    /// Where reader connections come from: cloned from it (never used for queries, so
+    /// never held for long).
+    origin: Mutex<Connection>,
+    /// Idle reader connections, reused by the next read.
+    readers: Mutex<Vec<Connection>>,
     /// Contacts derived together at most; see [`DuckStore::with_part_contacts`].
     part_contacts: u64,
+}
+
+/// A reader connection lent by the pool; it goes back when dropped.
+struct Reader<'a> {
+    conn: Option<Connection>,
+    pool: &'a Mutex<Vec<Connection>>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // A read that failed midway may have left its transaction open.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            lock(self.pool).push(conn);
+        }
+    }
+}
+
+/// Locks a mutex; a panic of another thread while it held the lock does not poison the
+/// store (a connection's state is DuckDB's, which rolls back what that thread left).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The database file's name inside the data directory.
@@ -176,12 +219,51 @@ impl DuckStore {
 
     /// The store on the database at `path` (`:memory:` for none), migrated.
     fn at(path: &str) -> Result<DuckStore, StoreError> {
+        DuckStore::on(attach(path)?)
+    }
+
+    /// The store on an attached connection, migrated.
+    fn on(conn: Connection) -> Result<DuckStore, StoreError> {
+        let origin = conn.try_clone()?;
         let store = DuckStore {
-            conn: attach(path)?,
+            writer: Mutex::new(conn),
+            origin: Mutex::new(origin),
+            readers: Mutex::new(Vec::new()),
             part_contacts: ingest::PART_CONTACTS,
         };
-        store.migrate()?;
+        store.migrate(&lock(&store.writer))?;
         Ok(store)
+    }
+
+    /// A reader connection, in a transaction: every query of one read sees the same
+    /// committed batches, never a batch half-applied by the writer.
+    fn reader(&self) -> Result<Reader<'_>, StoreError> {
+        let idle = lock(&self.readers).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = lock(&self.origin).try_clone()?;
+                conn.execute_batch("USE parley")?;
+                conn
+            }
+        };
+        let reader = Reader {
+            conn: Some(conn),
+            pool: &self.readers,
+        };
+        reader.execute_batch("BEGIN TRANSACTION")?;
+        Ok(reader)
+    }
+
+    /// Runs `f` on a reader connection inside its snapshot.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader()?;
+        let out = f(&reader)?;
+        reader.execute_batch("COMMIT")?;
+        Ok(out)
     }
 
     /// Derives at most `n` contacts together (at least 1): tests use a tiny value so
@@ -192,22 +274,21 @@ impl DuckStore {
         self
     }
 
-    fn migrate(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch(
+    fn migrate(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL)",
         )?;
-        let applied: i64 = self.conn.query_row(
+        let applied: i64 = conn.query_row(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
             [],
             |r| r.get(0),
         )?;
         for (version, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
-            self.in_transaction(|| {
-                self.conn.execute_batch(sql)?;
-                self.conn
-                    .execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
+            in_transaction(conn, || {
+                conn.execute_batch(sql)?;
+                conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
                 if *version == 2 {
-                    self.conn.execute(
+                    conn.execute(
                         "INSERT INTO meta SELECT 'hash_probe', hash(?)::VARCHAR",
                         [schema::HASH_PROBE],
                     )?;
@@ -215,7 +296,7 @@ impl DuckStore {
                 Ok(())
             })?;
         }
-        let (stored, now): (String, String) = self.conn.query_row(
+        let (stored, now): (String, String) = conn.query_row(
             "SELECT value, hash(?)::VARCHAR FROM meta WHERE key = 'hash_probe'",
             [schema::HASH_PROBE],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -223,14 +304,14 @@ impl DuckStore {
         if stored != now {
             return Err(StoreError::HashChanged);
         }
-        self.conn.execute_batch(schema::SCRATCH)?;
-        self.reingest_v1_log()
+        conn.execute_batch(schema::SCRATCH)?;
+        self.reingest_v1_log(conn)
     }
 
     /// Files a log of schema 1 (moved aside as `events_v1` by migration 2) through
     /// today's ingest, one workspace at a time, then drops it.
-    fn reingest_v1_log(&self) -> Result<(), StoreError> {
-        let v1: i64 = self.conn.query_row(
+    fn reingest_v1_log(&self, conn: &Connection) -> Result<(), StoreError> {
+        let v1: i64 = conn.query_row(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'events_v1' AND NOT temporary",
             [],
             |r| r.get(0),
@@ -238,13 +319,12 @@ impl DuckStore {
         if v1 == 0 {
             return Ok(());
         }
-        self.in_transaction(|| {
-            for ws in self.workspaces()? {
+        in_transaction(conn, || {
+            for ws in workspaces(conn)? {
                 let mut lines = Vec::new();
                 {
-                    let mut stmt = self
-                        .conn
-                        .prepare("SELECT body FROM events_v1 WHERE workspace = ?")?;
+                    let mut stmt =
+                        conn.prepare("SELECT body FROM events_v1 WHERE workspace = ?")?;
                     let bodies = stmt.query_map([&ws.id], |r| r.get::<_, String>(0))?;
                     for body in bodies {
                         lines.extend_from_slice(body?.as_bytes());
@@ -252,50 +332,77 @@ impl DuckStore {
                     }
                 }
                 ingest::ingest(
-                    &self.conn,
+                    conn,
                     &ws.id,
                     &mut lines.as_slice(),
                     &mut |_| {},
                     self.part_contacts,
                 )?;
             }
-            self.conn.execute_batch("DROP TABLE events_v1")?;
+            conn.execute_batch("DROP TABLE events_v1")?;
             Ok(())
         })
     }
 
-    /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
-    fn in_transaction<T>(
+    /// Runs `f` on the writer connection in one transaction, after any write before it.
+    fn write<T>(
         &self,
-        f: impl FnOnce() -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        match f() {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                // The original error matters more than a failed rollback.
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
+        let conn = lock(&self.writer);
+        in_transaction(&conn, || f(&conn))
+    }
+}
+
+/// Runs `f` in one transaction on `conn`: committed if it succeeds, rolled back otherwise.
+fn in_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            // The original error matters more than a failed rollback.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
         }
     }
 }
 
+fn workspaces(conn: &Connection) -> Result<Vec<Workspace>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, timezone, name FROM workspaces ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Workspace {
+            id: r.get(0)?,
+            timezone: r.get(1)?,
+            name: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Fails with `UnknownWorkspace` unless `id` exists (in the snapshot `conn` sees).
+fn known_workspace(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM workspaces WHERE id = ?", [id], |r| {
+        r.get(0)
+    })?;
+    if n == 0 {
+        return Err(StoreError::UnknownWorkspace(id.to_string()));
+    }
+    Ok(())
+}
+
 impl Store for DuckStore {
     fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
-        self.in_transaction(|| {
-            let exists: i64 = self.conn.query_row(
-                "SELECT count(*) FROM workspaces WHERE id = ?",
-                [&ws.id],
-                |r| r.get(0),
-            )?;
-            if exists > 0 {
+        self.write(|conn| {
+            if known_workspace(conn, &ws.id).is_ok() {
                 return Err(StoreError::WorkspaceExists(ws.id.clone()));
             }
-            self.conn.execute(
+            conn.execute(
                 "INSERT INTO workspaces VALUES (?, ?, ?)",
                 duckdb::params![ws.id, ws.timezone, ws.name],
             )?;
@@ -304,17 +411,7 @@ impl Store for DuckStore {
     }
 
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, timezone, name FROM workspaces ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Workspace {
-                id: r.get(0)?,
-                timezone: r.get(1)?,
-                name: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(workspaces)
     }
 
     fn workspace(&self, id: &str) -> Result<Workspace, StoreError> {
@@ -330,19 +427,21 @@ impl Store for DuckStore {
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
-        self.workspace(workspace)?;
-        self.in_transaction(|| {
-            ingest::ingest(&self.conn, workspace, input, progress, self.part_contacts)
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            ingest::ingest(conn, workspace, input, progress, self.part_contacts)
         })
     }
 
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError> {
-        self.workspace(workspace)?;
-        self.in_transaction(|| ingest::rebuild(&self.conn, workspace, self.part_contacts))
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            ingest::rebuild(conn, workspace, self.part_contacts)
+        })
     }
 
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {
-        query::report(&self.conn, q)
+        self.read(|conn| query::report(conn, q))
     }
 
     fn log_page(
@@ -352,7 +451,7 @@ impl Store for DuckStore {
         page: u64,
         per_page: u64,
     ) -> Result<LogPage, StoreError> {
-        query::log_page(&self.conn, q, log, page, per_page)
+        self.read(|conn| query::log_page(conn, q, log, page, per_page))
     }
 
     fn export(
@@ -361,7 +460,7 @@ impl Store for DuckStore {
         log: Log,
         sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
-        query::export(&self.conn, q, log, sink)
+        self.read(|conn| query::export(conn, q, log, sink))
     }
 }
 
@@ -395,12 +494,12 @@ mod tests {
             )
             .unwrap();
         }
-        let store = DuckStore {
-            conn,
-            part_contacts: ingest::PART_CONTACTS,
+        let store = DuckStore::on(conn).unwrap();
+        let count = |sql: &str| -> i64 {
+            lock(&store.writer)
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap()
         };
-        store.migrate().unwrap();
-        let count = |sql: &str| -> i64 { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM event_ids"), 4);
         assert_eq!(count("SELECT count(*) FROM directory_events"), 1);
         assert_eq!(

@@ -966,3 +966,79 @@ proptest! {
         prop_assert_eq!(&day_documents(&batched), &want, "after rebuild");
     }
 }
+
+/// One writer ingests batches while readers read reports and log pages: every read sees
+/// whole batches only (each batch opens and closes one conversation, so a half-applied
+/// batch would show more opened than closed), reads are never blocked until the writes
+/// end (some read sees a state between the first and the last batch), and the final
+/// state is every batch.
+#[test]
+fn readers_see_whole_batches_while_one_writer_ingests() {
+    const BATCHES: usize = 40;
+    let s = store("UTC");
+    let batch = |i: usize| -> Vec<String> {
+        let (v, c) = (format!("v{i}"), format!("c{i}"));
+        let at = |m: usize| format!("2026-01-05T10:{:02}:{:02}Z", i % 60, m);
+        vec![
+            json!({"id": format!("o{i}"), "type": "conversation.opened", "at": at(0), "conversation_id": v, "contact_id": c, "source": "contact"}).to_string(),
+            recv(&format!("m{i}"), &at(1), &c, "wa"),
+            json!({"id": format!("x{i}"), "type": "conversation.closed", "at": at(2), "conversation_id": v, "source": "bot"}).to_string(),
+        ]
+    };
+    /// Stops the readers when the writer ends, even by a panic.
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (s, done) = (&s, &done);
+                scope.spawn(move || {
+                    let mut seen = Vec::new();
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        let d = report(s, Report::Conversations, "2026-01-05", "2026-01-05", &[]);
+                        let (opened, closed) = (value(&d, "opened"), value(&d, "closed"));
+                        assert_eq!(opened, closed, "reader {r} saw a half-applied batch");
+                        let page = log(
+                            s,
+                            Report::Conversations,
+                            Log::Conversations,
+                            ("2026-01-05", "2026-01-05"),
+                            &[],
+                            1,
+                            100,
+                        );
+                        assert!(
+                            page["total"].as_i64().unwrap() >= opened,
+                            "snapshots only grow"
+                        );
+                        seen.push(opened);
+                    }
+                    seen
+                })
+            })
+            .collect();
+        {
+            let _done = Done(&done);
+            for i in 0..BATCHES {
+                let summary = ingest(&s, &batch(i)).unwrap();
+                assert_eq!(summary.accepted, 3);
+            }
+        }
+        readers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < BATCHES as i64),
+        "no read ran while the batches were being written: {seen:?}"
+    );
+    let d = report(&s, Report::Conversations, "2026-01-05", "2026-01-05", &[]);
+    assert_eq!(value(&d, "opened"), BATCHES as i64);
+    assert_eq!(value(&d, "closed"), BATCHES as i64);
+}
