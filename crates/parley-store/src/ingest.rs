@@ -551,8 +551,10 @@ fn parse_stored(body: &str) -> Result<Event, StoreError> {
 /// units are split between the cores, each reading and walking its own.
 fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    phase("part listed");
     let t0 = std::time::Instant::now();
     let batches: Vec<RecordBatch> = conn.prepare(sql)?.query_arrow([ws])?.collect();
+    phase("part load");
     let t1 = std::time::Instant::now();
     // (batch, row) of each event, per share.
     let mut shares: Vec<Vec<(usize, usize)>> = vec![Vec::new(); threads];
@@ -581,9 +583,11 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
         },
     );
     let t2 = std::time::Instant::now();
+    phase("part walk");
     for batches in derived {
         stage_facts(conn, batches?)?;
     }
+    phase("part staged");
     profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
     Ok(())
 }
@@ -650,7 +654,9 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
          ) t LEFT JOIN contact_groups g ON g.workspace = $1 AND g.contact_id = t.contact",
         [ws],
     )?;
+    phase("dset");
     let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
+    phase("dset listed");
     for table in crate::schema::FACT_TABLES {
         conn.execute(
             &format!(
@@ -659,8 +665,8 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
             ),
             [ws],
         )?;
+        phase(table);
     }
-    phase("dset+delete");
     // Contacts walked alone, a range of hashes at a time: each range reads its own row
     // groups of `events`.
     let alone: i64 = conn.query_row("SELECT count(*) FROM dset WHERE grp IS NULL", [], |r| {
