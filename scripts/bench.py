@@ -275,6 +275,16 @@ def ms(s):
     return f"{s * 1000:,.0f} ms" if s < 10 else f"{s:,.1f} s"
 
 
+def peer_rows(timings):
+    """A peer's timed operations as table rows: median and min, rows/s where measured."""
+    rows = []
+    for k, v in timings.items():
+        if isinstance(v, dict) and "median_s" in v:
+            extra = f" ({v['rows_per_s_median']:,.0f} rows/s)" if "rows_per_s_median" in v else ""
+            rows.append(f"| {k}{extra} | {ms(v['median_s'])} | {ms(v['min_s'])} |")
+    return rows
+
+
 def render(results, runs, argv):
     commands = " then ".join(f"`python3 scripts/bench.py {c}`" for c in results.get("_commands", [" ".join(argv)]))
     lines = ["# Benchmarks", "",
@@ -320,10 +330,7 @@ def render(results, runs, argv):
                       "| operation | median | min |", "| --- | --- | --- |",
                       f"| load ({t['load']['events_per_s']:,.0f} events/s) | {ms(t['load']['s'])} | - |",
                       f"| derive | {ms(t['derive']['s'])} | - |"]
-            for k, v in t.items():
-                if isinstance(v, dict) and "median_s" in v:
-                    extra = f" ({v['rows_per_s_median']:,.0f} rows/s)" if "rows_per_s_median" in v else ""
-                    lines.append(f"| {k}{extra} | {ms(v['median_s'])} | {ms(v['min_s'])} |")
+            lines += peer_rows(t)
             lines += ["", f"Peer counts: opened {t['conversations_report']['opened']:,}, "
                           f"closed {t['conversations_report']['closed']:,}, "
                           f"outgoing {t['messages_report']['outgoing']:,}; peak RSS {d['peak_rss_mb']:,.0f} MB"
@@ -334,9 +341,7 @@ def render(results, runs, argv):
                       "| operation | median | min |", "| --- | --- | --- |",
                       f"| map events to Chatwoot rows (DuckDB) | {ms(t['map_events_to_chatwoot_rows_duckdb']['s'])} | - |",
                       f"| load (COPY, 48 indexes, VACUUM ANALYZE) | {ms(t['load']['total_s'])} | - |"]
-            for k, v in t.items():
-                if isinstance(v, dict) and "median_s" in v:
-                    lines.append(f"| {k} | {ms(v['median_s'])} | {ms(v['min_s'])} |")
+            lines += peer_rows(t)
             lines.append("")
     return "\n".join(lines) + "\n"
 

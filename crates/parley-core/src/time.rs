@@ -485,12 +485,12 @@ pub fn write_duration(secs: i64, out: &mut String) {
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     if !(0..=u32::MAX as i64).contains(&h) || m < 0 || s < 0 {
         use std::fmt::Write;
-        let text = if h > 0 {
-            format!("{h:02}:{m:02}:{s:02}")
+        if h > 0 {
+            write!(out, "{h:02}:{m:02}:{s:02}")
         } else {
-            format!("{m:02}:{s:02}")
-        };
-        out.write_str(&text).expect("writing to a String");
+            write!(out, "{m:02}:{s:02}")
+        }
+        .expect("writing to a String");
         return;
     }
     if h > 0 {

@@ -20,7 +20,7 @@ use parley_core::event::{parse_event, Event};
 use parley_core::fold_case;
 
 use crate::columns::{column_list, StageBuilder, TypedReader};
-use crate::{IngestSummary, Progress, StoreError};
+use crate::{phase, phases_on, IngestSummary, Progress, StoreError};
 
 /// Contacts derived together at most by default (a group tied by merges or shared ids is
 /// never split, so one group may be larger). Tests lower it to cross every boundary.
@@ -36,26 +36,6 @@ pub(crate) fn kill_point(name: &str) {
             .status();
         // Without kill(1), abort: for the database the same (no rollback, no flush).
         std::process::abort();
-    }
-}
-
-/// Whether `PARLEY_PHASES` asks for the time of each ingest phase on stderr (read once).
-fn phases_on() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("PARLEY_PHASES").is_some())
-}
-
-/// With `PARLEY_PHASES`, prints the time since the previous phase ended.
-pub(crate) fn phase(name: &str) {
-    use std::sync::Mutex;
-    static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
-    if phases_on() {
-        let mut last = LAST.lock().unwrap();
-        let now = std::time::Instant::now();
-        if let Some(t) = *last {
-            eprintln!("phase {name}: {:.3} s", (now - t).as_secs_f64());
-        }
-        *last = Some(now);
     }
 }
 
@@ -549,7 +529,12 @@ fn parse_stored(body: &str) -> Result<Event, StoreError> {
 /// Derives one part and stages its facts. `sql` yields a unit, then the typed columns:
 /// a unit (a contact walked alone, or a group) holds every event its walk needs, so
 /// units are split between the cores, each reading and walking its own.
-fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError> {
+fn derive_part(
+    conn: &Connection,
+    ws: &str,
+    sql: &str,
+    staged: &mut usize,
+) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     phase("part listed");
     let t0 = std::time::Instant::now();
@@ -585,7 +570,7 @@ fn derive_part(conn: &Connection, ws: &str, sql: &str) -> Result<(), StoreError>
     let t2 = std::time::Instant::now();
     phase("part walk");
     for batches in derived {
-        stage_facts(conn, batches?)?;
+        stage_facts(conn, batches?, staged)?;
     }
     phase("part staged");
     profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
@@ -667,6 +652,8 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
         )?;
         phase(table);
     }
+    // Message rows staged in `f_messages` since the last copy into the fact tables.
+    let mut staged = 0;
     // Contacts walked alone, a range of hashes at a time: each range reads its own row
     // groups of `events`.
     let alone: i64 = conn.query_row("SELECT count(*) FROM dset WHERE grp IS NULL", [], |r| {
@@ -689,6 +676,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                      WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}{owners}",
                     cols = column_list("e.")
                 ),
+                &mut staged,
             )?;
         }
     }
@@ -730,6 +718,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                  WHERE e.workspace = $1{owners}",
                 cols = column_list("e.")
             ),
+            &mut staged,
         )?;
         start = end;
     }
@@ -738,20 +727,28 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Rows kept in the `f_*` scratch tables before they are copied out.
+/// Message rows (the most numerous facts) kept in the `f_*` scratch tables before they
+/// are all copied out.
 const FACT_FLUSH_ROWS: usize = 200_000;
 
 /// Appends derived facts (as batches) to the scratch tables, copying them out when they
-/// grow.
-fn stage_facts(conn: &Connection, batches: Vec<(&str, RecordBatch)>) -> Result<(), StoreError> {
+/// grow; `staged` counts the message rows staged since the last copy.
+fn stage_facts(
+    conn: &Connection,
+    batches: Vec<(&str, RecordBatch)>,
+    staged: &mut usize,
+) -> Result<(), StoreError> {
     for (table, batch) in batches {
+        if table == "f_messages" {
+            *staged += batch.num_rows();
+        }
         let mut app = scratch(conn, table)?;
         app.append_record_batch(batch)?;
         app.flush()?;
     }
-    let staged: i64 = conn.query_row("SELECT count(*) FROM f_messages", [], |r| r.get(0))?;
-    if staged as usize >= FACT_FLUSH_ROWS {
+    if *staged >= FACT_FLUSH_ROWS {
         flush_facts(conn)?;
+        *staged = 0;
     }
     Ok(())
 }

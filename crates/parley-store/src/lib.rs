@@ -160,6 +160,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether `PARLEY_PHASES` asks for the time of each ingest phase on stderr (read once).
+pub(crate) fn phases_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PARLEY_PHASES").is_some())
+}
+
+/// With `PARLEY_PHASES`, prints the time since the previous phase ended.
+pub(crate) fn phase(name: &str) {
+    use std::sync::Mutex;
+    static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    if phases_on() {
+        let mut last = LAST.lock().unwrap();
+        let now = std::time::Instant::now();
+        if let Some(t) = *last {
+            eprintln!("phase {name}: {:.3} s", (now - t).as_secs_f64());
+        }
+        *last = Some(now);
+    }
+}
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "parley.duckdb";
 
@@ -385,21 +405,27 @@ fn workspaces(conn: &Connection) -> Result<Vec<Workspace>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Fails with `UnknownWorkspace` unless `id` exists (in the snapshot `conn` sees).
-fn known_workspace(conn: &Connection, id: &str) -> Result<(), StoreError> {
+/// Whether workspace `id` exists (in the snapshot `conn` sees).
+fn workspace_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     let n: i64 = conn.query_row("SELECT count(*) FROM workspaces WHERE id = ?", [id], |r| {
         r.get(0)
     })?;
-    if n == 0 {
-        return Err(StoreError::UnknownWorkspace(id.to_string()));
+    Ok(n > 0)
+}
+
+/// Fails with `UnknownWorkspace` unless `id` exists.
+fn known_workspace(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    if workspace_exists(conn, id)? {
+        Ok(())
+    } else {
+        Err(StoreError::UnknownWorkspace(id.to_string()))
     }
-    Ok(())
 }
 
 impl Store for DuckStore {
     fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
         self.write(|conn| {
-            if known_workspace(conn, &ws.id).is_ok() {
+            if workspace_exists(conn, &ws.id)? {
                 return Err(StoreError::WorkspaceExists(ws.id.clone()));
             }
             conn.execute(

@@ -43,6 +43,18 @@ struct Source {
     t: &'static str,
 }
 
+impl Source {
+    /// The team join a log's columns need after its rows are picked: only when they show
+    /// a team.
+    fn team_join_for(&self, cols: &[&str]) -> &'static str {
+        if cols.contains(&"ut.team_id") {
+            self.team_join
+        } else {
+            ""
+        }
+    }
+}
+
 fn source(ds: Dataset, filters: &Filters) -> Source {
     let (table, join, rows, t) = match ds {
         Dataset::Opened => ("conversations", "", "TRUE", "x.opened_at"),
@@ -652,11 +664,7 @@ fn log_sql(q: &Query, log: Log) -> (String, Vec<Value>) {
     let (cond, params) = where_clause(q, ds, &src);
     let (cols, ties) = log_columns(log);
     let order = log_order(src.t, ties);
-    let team = if cols.contains(&"ut.team_id") {
-        src.team_join
-    } else {
-        ""
-    };
+    let team = src.team_join_for(cols);
     let sql = format!(
         "SELECT {cols} FROM (
            SELECT x.* FROM {from} WHERE {cond}
@@ -699,7 +707,7 @@ fn log_rows(
             Ok((r.get(0)?, r.get(1)?, ties))
         })?
         .collect::<Result<_, _>>()?;
-    crate::ingest::phase("keys");
+    crate::phase("keys");
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -718,11 +726,7 @@ fn log_rows(
         )
         .collect();
     let names: Vec<String> = (0..ties.len()).map(|i| format!("k{i}")).collect();
-    let team = if cols.contains(&"ut.team_id") {
-        src.team_join
-    } else {
-        ""
-    };
+    let team = src.team_join_for(cols);
     let sql = format!(
         "SELECT {cols} FROM (
            SELECT x.* FROM {from}
@@ -758,7 +762,7 @@ fn log_rows(
         Ok(cells)
     })?;
     let out = rows.collect::<Result<_, _>>()?;
-    crate::ingest::phase("rows");
+    crate::phase("rows");
     Ok(out)
 }
 
@@ -786,11 +790,11 @@ pub(crate) fn log_page(
     per_page: u64,
 ) -> Result<LogPage, StoreError> {
     check_log_filters(q, log)?;
-    crate::ingest::phase("log start");
+    crate::phase("log start");
     let dir = directory(conn, &q.workspace.id)?;
-    crate::ingest::phase("directory");
+    crate::phase("directory");
     let total = count_rows(conn, q, log.dataset())?;
-    crate::ingest::phase("count");
+    crate::phase("count");
     let (offset, limit) = doc::page_window(page, per_page);
     let rows = if limit == 0 {
         Vec::new()
