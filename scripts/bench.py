@@ -12,11 +12,13 @@ median in-process time (the store call, from `--timing`) and the peak RSS (wait4
 
 Operations, in order, on a data dir per size:
 - bulk ingest of the whole file into a fresh data dir (each run a new dir);
-- the "rest" (all but the last 7,070 lines) ingested into one more dir, then seven
+- the "rest" (all but the last 7,140 lines) ingested into one more dir, then seven
   1,000-line slices of the newest traffic, then seven 10-line slices, each a fresh
   batch after everything before it (what webhooks do): five as processes of their own
   (cold), then two in one process, of which the second is reported as warm (what the
-  server pays per webhook);
+  server pays per webhook); then seven more 10-line slices filed with `ingest --defer`
+  (five cold processes, then two in one process), and one `settle` that derives them
+  (a server files each webhook and settles many together);
 - on that (now complete) dir: every report over `last_30_days`, with and without three
   filters, the conversation log's pages 1 and 200, its CSV export, `rebuild`, and
   `workspace list` (the cost of starting the process and opening the database).
@@ -132,26 +134,29 @@ def bench_size(size, runs):
     shutil.rmtree(DATA / f"parley-{size}-bulk", ignore_errors=True)
     # The newest traffic in slices, after the rest.
     d = fresh_dir(f"parley-{size}")
-    rest, last = split(path, 7 * 1000 + 7 * 10)
+    rest, last = split(path, 7 * 1000 + 14 * 10)
     ops["ingest of the rest"] = stats([popen_wait([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench", str(rest)])])
     rest.unlink()
-    for n, start in ((1000, 0), (10, 7000)):
+    for n, start, defer in ((1000, 0, []), (10, 7000, []), (10, 7070, ["--defer"])):
         slices = []
         for i in range(7):
             f = DATA / f"slice-{size}-{n}-{i}.ndjson"
             f.write_bytes(b"".join(last[start + i * n:start + (i + 1) * n]))
             slices.append(str(f))
+        how = ", filed deferred" if defer else ""
+        ingest = [p, "--timing", "--data", str(d), "ingest", "--workspace", "bench"] + defer
         # Five slices, each its own process: cold (open, first reads of the database).
-        samples = [popen_wait([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench", f])
-                   for f in slices[:5]]
-        ops[f"{n} newest lines after the rest"] = stats(samples)
+        samples = [popen_wait(ingest + [f]) for f in slices[:5]]
+        ops[f"{n} newest lines after the rest{how}"] = stats(samples)
         # Then two more in one process, as a server takes webhooks: the second is warm.
-        out = subprocess.run([p, "--timing", "--data", str(d), "ingest", "--workspace", "bench"] + slices[5:],
-                             capture_output=True, check=True)
+        out = subprocess.run(ingest + slices[5:], capture_output=True, check=True)
         warm = [float(l.split()[2]) for l in out.stderr.decode().splitlines() if l.startswith("timing: ")][-1]
-        ops[f"{n} newest lines, warm (second batch of one process)"] = {
+        ops[f"{n} newest lines{how}, warm (second batch of one process)"] = {
             "median_s": warm / 1000, "min_s": warm / 1000, "max_s": warm / 1000,
             "inproc_median_ms": warm, "rss_mb": 0, "runs": 1}
+        if defer:
+            ops["settle of the seven deferred 10-line batches"] = stats(
+                [popen_wait([p, "--timing", "--data", str(d), "settle", "--workspace", "bench"])])
         for f in slices:
             Path(f).unlink()
     base = [p, "--timing", "--data", str(d)]

@@ -208,6 +208,8 @@ pub(crate) struct StageBuilder {
     at: Int64Builder,
     rank: UInt8Builder,
     texts: Vec<StringBuilder>,
+    /// Bit `r` is set when an event of rank `r` was pushed.
+    ranks: u16,
 }
 
 impl StageBuilder {
@@ -219,6 +221,7 @@ impl StageBuilder {
             at: Int64Builder::new(),
             rank: UInt8Builder::new(),
             texts: (0..TEXT.len()).map(|_| StringBuilder::new()).collect(),
+            ranks: 0,
         }
     }
 
@@ -229,9 +232,15 @@ impl StageBuilder {
         self.kind.append_value(e.body.type_name());
         self.at.append_value(e.at.micros());
         self.rank.append_value(e.body.rank());
+        self.ranks |= 1 << e.body.rank();
         for (b, v) in self.texts.iter_mut().zip(texts(e, body)) {
             b.append_option(v);
         }
+    }
+
+    /// The ranks of the events pushed so far, as a bit set (bit `r` for rank `r`).
+    pub(crate) fn ranks(&self) -> u16 {
+        self.ranks
     }
 
     pub(crate) fn finish(mut self) -> RecordBatch {

@@ -44,52 +44,90 @@ fn trim_eol(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// When the facts of a batch's contacts are derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Derive {
+    /// In the ingest's transaction, with those of every deferred batch before it.
+    Now,
+    /// Later, by `settle`: the contacts are left in `dirty`.
+    Deferred,
+}
+
 pub(crate) fn ingest(
     conn: &Connection,
     ws: &str,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
     part: u64,
+    when: Derive,
 ) -> Result<IngestSummary, StoreError> {
     phase("start");
     conn.execute_batch("DELETE FROM stage")?;
-    let total = stage_batch(conn, input, progress)?;
+    let (total, ranks) = stage_batch(conn, input, progress)?;
     phase("stage_batch");
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
     let ids = listed(conn, "e.h", "SELECT DISTINCT hash(id) FROM stage")?;
-    conn.execute(
+    let rejected = conn.execute(
         &format!(
-            "CREATE OR REPLACE TEMP TABLE rejected AS
-         SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
-         WHERE e.workspace = $1{ids}
-         UNION ALL
-         SELECT s.idx FROM stage s
-           JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
-             ON s.id = d.id AND s.idx <> d.keep"
+            "DELETE FROM stage WHERE idx IN (
+               SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
+               WHERE e.workspace = $1{ids}
+               UNION ALL
+               SELECT s.idx FROM stage s
+                 JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
+                   ON s.id = d.id AND s.idx <> d.keep)"
         ),
         [ws],
     )?;
     phase("rejected");
-    conn.execute_batch(
-        "DELETE FROM stage WHERE idx IN (SELECT idx FROM rejected); DROP TABLE rejected;",
-    )?;
-    let accepted: i64 = conn.query_row("SELECT count(*) FROM stage", [], |r| r.get(0))?;
-    let accepted = accepted as u64;
+    let accepted = total - rejected as u64;
     if accepted > 0 {
-        store_batch(conn, ws)?;
+        store_batch(conn, ws, ranks)?;
         phase("store_batch");
         kill_point("filed");
-        derive_touched(conn, ws, part)?;
-        kill_point("derived");
-        phase("derive");
+    }
+    match when {
+        Derive::Deferred => {
+            if accepted > 0 {
+                conn.execute("INSERT INTO dirty SELECT $1, contact FROM touched", [ws])?;
+                conn.execute_batch("DROP TABLE touched")?;
+            }
+        }
+        Derive::Now => {
+            settle(conn, ws, part)?;
+            kill_point("derived");
+            phase("derive");
+        }
     }
     conn.execute_batch("DELETE FROM stage")?;
     Ok(IngestSummary {
         accepted,
         duplicates: total - accepted,
     })
+}
+
+/// Derives the facts of the contacts in `touched` (when an ingest left it) and of those
+/// a deferred ingest left in `dirty`; returns how many contacts that was, before groups.
+pub(crate) fn settle(conn: &Connection, ws: &str, part: u64) -> Result<u64, StoreError> {
+    conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched (contact VARCHAR)")?;
+    let deferred = conn.execute(
+        "INSERT INTO touched SELECT contact FROM dirty WHERE workspace = $1",
+        [ws],
+    )?;
+    if deferred > 0 {
+        conn.execute("DELETE FROM dirty WHERE workspace = $1", [ws])?;
+    }
+    let n: i64 = conn.query_row("SELECT count(DISTINCT contact) FROM touched", [], |r| {
+        r.get(0)
+    })?;
+    if n == 0 {
+        conn.execute_batch("DROP TABLE touched")?;
+        return Ok(0);
+    }
+    derive_touched(conn, ws, part)?;
+    Ok(n as u64)
 }
 
 /// Bytes of NDJSON parsed by one thread in one round.
@@ -104,7 +142,7 @@ struct Block {
 
 /// Parses every non-blank line of a block into the Arrow batch of `stage`; stops at the
 /// first invalid line.
-fn parse_block(block: &Block) -> Result<RecordBatch, StoreError> {
+fn parse_block(block: &Block) -> Result<(RecordBatch, u16), StoreError> {
     let mut out = StageBuilder::new();
     let (mut line_no, mut index, mut pos) = (block.first_line, block.first_index, 0);
     while pos < block.bytes.len() {
@@ -122,7 +160,8 @@ fn parse_block(block: &Block) -> Result<RecordBatch, StoreError> {
         line_no += 1;
         pos = end;
     }
-    Ok(out.finish())
+    let ranks = out.ranks();
+    Ok((out.finish(), ranks))
 }
 
 /// Reads up to `BLOCK_BYTES` of whole lines (more if one line is longer).
@@ -159,14 +198,15 @@ fn read_block(
 
 /// Validates every line into `stage`, parsing blocks of lines into Arrow batches on
 /// every core and appending them in order; the first invalid event (in batch order) aborts the batch.
+/// Returns the number of events and the ranks they have (see `StageBuilder::ranks`).
 fn stage_batch(
     conn: &Connection,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
-) -> Result<u64, StoreError> {
+) -> Result<(u64, u16), StoreError> {
     let mut app = conn.appender_to_catalog_and_db("stage", "temp", "main")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (mut line_no, mut index, mut bytes_read) = (1usize, 0usize, 0u64);
+    let (mut line_no, mut index, mut bytes_read, mut ranks) = (1usize, 0usize, 0u64, 0u16);
     loop {
         let mut blocks = Vec::with_capacity(threads);
         while blocks.len() < threads {
@@ -183,14 +223,16 @@ fn stage_batch(
         if blocks.is_empty() {
             break;
         }
-        for batch in on_threads(&blocks, parse_block) {
-            app.append_record_batch(batch?)?;
+        for parsed in on_threads(&blocks, parse_block) {
+            let (batch, r) = parsed?;
+            ranks |= r;
+            app.append_record_batch(batch)?;
         }
         progress(Progress::Read(bytes_read));
     }
     app.flush()?;
     progress(Progress::Read(bytes_read));
-    Ok(index as u64)
+    Ok((index as u64, ranks))
 }
 
 /// Keys looked up by an explicit list at most: past it, a join.
@@ -215,20 +257,142 @@ fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreErr
     Ok(format!(" AND {column} IN ({})", list.join(", ")))
 }
 
+/// Bits of the ranks (`Body::rank`) a batch holds, as `StageBuilder::ranks` sets them.
+const R_DIRECTORY: u16 = 1 << 0;
+/// Events that use a conversation id (opened) or a message id (received, sent).
+const R_KEYED: u16 = 1 << 3 | 1 << 5 | 1 << 6;
+const R_STATUS: u16 = 1 << 7;
+const R_CLOSED: u16 = 1 << 8;
+const R_MERGED: u16 = 1 << 9;
+
 /// Files the staged (new) events: ids, keys, owners, pending closes and receipts, the
 /// directory; updates the contact groups and leaves the contacts to derive in `touched`.
-fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+/// `ranks` (the kinds of event the batch holds) skips the steps no event of it needs.
+fn store_batch(conn: &Connection, ws: &str, ranks: u16) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
         [ws],
     )?;
-    let directory_changed = conn.execute(
-        "INSERT INTO directory_events SELECT $1, id, at_us, body FROM stage WHERE rank = 0",
+    let directory_changed = ranks & R_DIRECTORY != 0
+        && conn.execute(
+            "INSERT INTO directory_events SELECT $1, id, at_us, body FROM stage WHERE rank = 0",
+            [ws],
+        )? > 0;
+    phase("event_ids");
+    let keyed = ranks & R_KEYED != 0;
+    let mut edges: Vec<(String, String)> = Vec::new();
+    if keyed {
+        file_keys(conn, ws, &mut edges)?;
+    }
+    if ranks & R_MERGED != 0 {
+        let mut stmt = conn.prepare(
+            "SELECT contact_a, contact_b FROM stage
+             WHERE type = 'contact.merged' AND contact_a <> contact_b",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        for row in rows {
+            edges.push(row?);
+        }
+    }
+    phase("edges keys");
+    // The owner of each close and receipt of the batch, where its id is known by now.
+    let mut resolve = Vec::new();
+    for (bit, table, kind) in [
+        (R_CLOSED, "conv_keys", "conversation.closed"),
+        (R_STATUS, "msg_keys", "message.status"),
+    ] {
+        if ranks & bit != 0 {
+            let keys = listed(
+                conn,
+                "k.h",
+                &format!("SELECT DISTINCT hash(key) FROM stage WHERE type = '{kind}'"),
+            )?;
+            resolve.push(format!(
+                "SELECT s.idx, min(k.owner) AS owner FROM stage s
+                   JOIN {table} k ON k.h = hash(s.key) AND k.key = s.key
+                 WHERE k.workspace = $1 AND s.type = '{kind}'{keys} GROUP BY s.idx"
+            ));
+        }
+    }
+    if resolve.is_empty() {
+        conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE resolved (idx BIGINT NOT NULL, owner VARCHAR NOT NULL)",
+        )?;
+    } else {
+        conn.execute(
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE resolved AS {}",
+                resolve.join(" UNION ALL ")
+            ),
+            [ws],
+        )?;
+        // Closes and receipts whose conversation or message is still unknown wait.
+        conn.execute(
+            &format!(
+                "INSERT INTO pending
+                 SELECT $1, {cols} FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+                 WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
+                cols = column_list("s.")
+            ),
+            [ws],
+        )?;
+    }
+    phase("resolved pending");
+    // Appended in hash order, so that one contact's events sit in few row groups; with
+    // them the pending closes and receipts whose conversation or message has arrived.
+    let unpended = if keyed {
+        format!(
+            "UNION ALL SELECT {cols}, owner FROM unpended",
+            cols = column_list("")
+        )
+    } else {
+        String::new()
+    };
+    conn.execute(
+        &format!(
+            "INSERT INTO events
+             SELECT $1, {cols}, owner, hash(owner) AS oh FROM (
+               SELECT {s_cols}, coalesce(s.contact_a, r.owner) AS owner
+               FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+               WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
+               {unpended}
+             ) ORDER BY oh, owner",
+            cols = column_list(""),
+            s_cols = column_list("s.")
+        ),
         [ws],
     )?;
-    phase("event_ids");
-    // The batch's conversation ids (opened) and message ids (sent, received), with the
-    // contact that uses them; then who already used the same ids.
+    phase("events");
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE touched AS
+         SELECT contact_a AS contact FROM stage WHERE contact_a IS NOT NULL
+         UNION SELECT contact_b FROM stage WHERE contact_b IS NOT NULL
+         UNION SELECT owner FROM resolved
+         {};
+         DROP TABLE resolved;",
+        if keyed {
+            "UNION SELECT owner FROM unpended; DROP TABLE unpended; DROP TABLE nk; DROP TABLE ek"
+        } else {
+            ""
+        }
+    ))?;
+    join_groups(conn, ws, &edges)?;
+    if directory_changed {
+        rebuild_user_teams(conn, ws)?;
+    }
+    Ok(())
+}
+
+/// Files the conversation ids (opened) and message ids (sent, received) of the batch:
+/// `nk` holds them with the contact that uses them, `ek` who used the same ids before,
+/// `unpended` the pending closes and receipts they resolve. Adds to `edges` the contacts
+/// tied by sharing an id (SPEC §2.3: the first use wins, so both histories must be
+/// walked as one).
+fn file_keys(
+    conn: &Connection,
+    ws: &str,
+    edges: &mut Vec<(String, String)>,
+) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE nk AS
          SELECT DISTINCT type = 'conversation.opened' AS conv, key, contact_a AS owner
@@ -253,15 +417,9 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         ),
         [ws],
     )?;
-    phase("nk ek");
-    // Ties between contacts: merges, and ids used by two contacts (SPEC §2.3: the first
-    // use wins, so both histories must be walked as one).
-    let edges: Vec<(String, String)> = {
+    {
         let mut stmt = conn.prepare(
-            "SELECT contact_a, contact_b FROM stage
-               WHERE type = 'contact.merged' AND contact_a <> contact_b
-             UNION
-             SELECT n.owner, e.owner FROM nk n JOIN ek e
+            "SELECT n.owner, e.owner FROM nk n JOIN ek e
                ON n.conv = e.conv AND n.key = e.key AND n.owner <> e.owner
              UNION
              SELECT m.first, n.owner FROM nk n
@@ -269,8 +427,10 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
                  ON n.conv = m.conv AND n.key = m.key AND n.owner <> m.first",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
+        for row in rows {
+            edges.push(row?);
+        }
+    }
     for (table, conv) in [("conv_keys", true), ("msg_keys", false)] {
         conn.execute(
             &format!(
@@ -282,33 +442,6 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
             [ws],
         )?;
     }
-    phase("edges keys");
-    // The owner of each close and receipt of the batch, where its id is known by now.
-    let closes = listed(
-        conn,
-        "k.h",
-        "SELECT DISTINCT hash(key) FROM stage WHERE type = 'conversation.closed'",
-    )?;
-    let receipts = listed(
-        conn,
-        "k.h",
-        "SELECT DISTINCT hash(key) FROM stage WHERE type = 'message.status'",
-    )?;
-    conn.execute(
-        &format!(
-            "CREATE OR REPLACE TEMP TABLE resolved AS
-         SELECT s.idx, min(k.owner) AS owner FROM stage s
-           JOIN conv_keys k ON k.h = hash(s.key) AND k.key = s.key
-           WHERE k.workspace = $1 AND s.type = 'conversation.closed'{closes} GROUP BY s.idx
-         UNION ALL
-         SELECT s.idx, min(k.owner) FROM stage s
-           JOIN msg_keys k ON k.h = hash(s.key) AND k.key = s.key
-           WHERE k.workspace = $1 AND s.type = 'message.status'{receipts} GROUP BY s.idx"
-        ),
-        [ws],
-    )?;
-    phase("resolved");
-    // Pending closes and receipts whose conversation or message has just arrived.
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE unpended AS
          SELECT p.*, n.owner FROM pending p
@@ -321,45 +454,6 @@ fn store_batch(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         "DELETE FROM pending WHERE workspace = $1 AND id IN (SELECT id FROM unpended)",
         [ws],
     )?;
-    conn.execute(
-        &format!(
-            "INSERT INTO pending
-             SELECT $1, {cols} FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-             WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
-            cols = column_list("s.")
-        ),
-        [ws],
-    )?;
-    phase("pending");
-    // Appended in hash order, so that one contact's events sit in few row groups.
-    conn.execute(
-        &format!(
-            "INSERT INTO events
-             SELECT $1, {cols}, owner, hash(owner) AS oh FROM (
-               SELECT {s_cols}, coalesce(s.contact_a, r.owner) AS owner
-               FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-               WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
-               UNION ALL
-               SELECT {cols}, owner FROM unpended
-             ) ORDER BY oh, owner",
-            cols = column_list(""),
-            s_cols = column_list("s.")
-        ),
-        [ws],
-    )?;
-    phase("events");
-    conn.execute_batch(
-        "CREATE OR REPLACE TEMP TABLE touched AS
-         SELECT contact_a AS contact FROM stage WHERE contact_a IS NOT NULL
-         UNION SELECT contact_b FROM stage WHERE contact_b IS NOT NULL
-         UNION SELECT owner FROM resolved
-         UNION SELECT owner FROM unpended;
-         DROP TABLE unpended; DROP TABLE resolved; DROP TABLE nk; DROP TABLE ek;",
-    )?;
-    join_groups(conn, ws, &edges)?;
-    if directory_changed > 0 {
-        rebuild_user_teams(conn, ws)?;
-    }
     Ok(())
 }
 
@@ -472,6 +566,7 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), Stor
     for table in crate::schema::FACT_TABLES {
         conn.execute(&format!("DELETE FROM {table} WHERE workspace = $1"), [ws])?;
     }
+    conn.execute("DELETE FROM dirty WHERE workspace = $1", [ws])?;
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE touched AS
          SELECT DISTINCT owner AS contact FROM events WHERE workspace = $1",

@@ -95,6 +95,21 @@ pub trait Store: Send + Sync {
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError>;
+    /// Files a batch as [`Store::ingest`] does (the same validation, all or nothing,
+    /// durable when it returns) but leaves the facts of the contacts it touches to the
+    /// next [`Store::settle`]: a webhook pays for filing its events only, and one settle
+    /// derives the contacts of many batches together. A read settles its workspace
+    /// first, so no report, log or export ever sees events without their facts.
+    fn ingest_deferred(
+        &self,
+        workspace: &str,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestSummary, StoreError>;
+    /// Derives the facts of every batch of the workspace ingested with
+    /// [`Store::ingest_deferred`] and not settled yet, in one transaction; returns how
+    /// many contacts it derived (0 when nothing was waiting).
+    fn settle(&self, workspace: &str) -> Result<u64, StoreError>;
     /// Recomputes every fact of the workspace from its event log.
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError>;
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError>;
@@ -129,10 +144,22 @@ pub struct DuckStore {
     part_contacts: u64,
 }
 
-/// A reader connection lent by the pool; it goes back when dropped.
+/// A reader connection lent by the pool, inside its transaction; it goes back when
+/// dropped, its transaction rolled back unless `commit` ended it.
 struct Reader<'a> {
     conn: Option<Connection>,
     pool: &'a Mutex<Vec<Connection>>,
+    /// Whether the transaction is still open (duckdb-rs's `is_autocommit` is always
+    /// true, so the state is kept here).
+    open: bool,
+}
+
+impl Reader<'_> {
+    fn commit(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.execute_batch("COMMIT")?;
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for Reader<'_> {
@@ -145,11 +172,11 @@ impl std::ops::Deref for Reader<'_> {
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            // A read that failed midway may have left its transaction open.
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+            // A read that failed midway, or that restarts, leaves its transaction open:
+            // a connection that cannot end it is not reused.
+            if !self.open || conn.execute_batch("ROLLBACK").is_ok() {
+                lock(self.pool).push(conn);
             }
-            lock(self.pool).push(conn);
         }
     }
 }
@@ -267,12 +294,36 @@ impl DuckStore {
                 conn
             }
         };
-        let reader = Reader {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        Ok(Reader {
             conn: Some(conn),
             pool: &self.readers,
-        };
-        reader.execute_batch("BEGIN TRANSACTION")?;
-        Ok(reader)
+            open: true,
+        })
+    }
+
+    /// Runs `f` on a reader connection inside a snapshot in which workspace `ws` has no
+    /// deferred batch left to settle (settling it first when it has).
+    fn read_settled<T>(
+        &self,
+        ws: &str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        loop {
+            let reader = self.reader()?;
+            let waiting: i64 = reader.query_row(
+                "SELECT count(*) FROM dirty WHERE workspace = ?",
+                [ws],
+                |r| r.get(0),
+            )?;
+            if waiting == 0 {
+                let out = f(&reader)?;
+                reader.commit()?;
+                return Ok(out);
+            }
+            drop(reader);
+            self.settle(ws)?;
+        }
     }
 
     /// Runs `f` on a reader connection inside its snapshot.
@@ -282,7 +333,7 @@ impl DuckStore {
     ) -> Result<T, StoreError> {
         let reader = self.reader()?;
         let out = f(&reader)?;
-        reader.execute_batch("COMMIT")?;
+        reader.commit()?;
         Ok(out)
     }
 
@@ -357,6 +408,7 @@ impl DuckStore {
                     &mut lines.as_slice(),
                     &mut |_| {},
                     self.part_contacts,
+                    ingest::Derive::Now,
                 )?;
             }
             conn.execute_batch("DROP TABLE events_v1")?;
@@ -455,7 +507,40 @@ impl Store for DuckStore {
     ) -> Result<IngestSummary, StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::ingest(conn, workspace, input, progress, self.part_contacts)
+            ingest::ingest(
+                conn,
+                workspace,
+                input,
+                progress,
+                self.part_contacts,
+                ingest::Derive::Now,
+            )
+        })
+    }
+
+    fn ingest_deferred(
+        &self,
+        workspace: &str,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<IngestSummary, StoreError> {
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            ingest::ingest(
+                conn,
+                workspace,
+                input,
+                progress,
+                self.part_contacts,
+                ingest::Derive::Deferred,
+            )
+        })
+    }
+
+    fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            ingest::settle(conn, workspace, self.part_contacts)
         })
     }
 
@@ -467,7 +552,7 @@ impl Store for DuckStore {
     }
 
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {
-        self.read(|conn| query::report(conn, q))
+        self.read_settled(&q.workspace.id, |conn| query::report(conn, q))
     }
 
     fn log_page(
@@ -477,7 +562,9 @@ impl Store for DuckStore {
         page: u64,
         per_page: u64,
     ) -> Result<LogPage, StoreError> {
-        self.read(|conn| query::log_page(conn, q, log, page, per_page))
+        self.read_settled(&q.workspace.id, |conn| {
+            query::log_page(conn, q, log, page, per_page)
+        })
     }
 
     fn export(
@@ -486,7 +573,7 @@ impl Store for DuckStore {
         log: Log,
         sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
-        self.read(|conn| query::export(conn, q, log, sink))
+        self.read_settled(&q.workspace.id, |conn| query::export(conn, q, log, sink))
     }
 }
 

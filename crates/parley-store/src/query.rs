@@ -334,8 +334,11 @@ struct Counts {
     heat: [[i64; 24]; 7],
 }
 
-/// Counts one dataset for every component that reads it, in one scan: a GROUPING SETS
-/// aggregate over (bucket), (bucket, key) for each key, and (local weekday and hour).
+/// Counts one dataset for every component that reads it, in one scan: one hash
+/// aggregate over (bucket, every key), rolled up here into per-bucket totals and per-key
+/// counts (a few thousand groups at most: keys are channels and enumerations), and, for
+/// a heatmap, a second grouping set over the local weekday and hour. One aggregate
+/// instead of a grouping set per key: DuckDB builds a hash table per grouping set.
 fn count_dataset(
     conn: &Connection,
     q: &Query,
@@ -359,49 +362,39 @@ fn count_dataset(
         ),
     };
     let local = local_micros_sql(&q.range, src.t);
+    let nk = needs.keys.len();
     let mut inner = vec![format!("{bucket_expr} AS b")];
-    let mut sets = Vec::new();
-    if needs.totals {
-        sets.push("(b)".to_string());
-    }
     for (i, (key, _)) in needs.keys.iter().enumerate() {
         inner.push(format!("{} AS k{i}", key_column(*key)));
-        sets.push(format!("(b, k{i})"));
     }
-    inner.push(format!(
-        "((({local}) // {DAY_MICROS}) + 3) % 7 * 24 + (({local}) % {DAY_MICROS}) // {HOUR_MICROS} AS l"
-    ));
     let tagged = needs.keys.iter().any(|(_, t)| *t);
     inner.push(if tagged {
         format!("{TAGGED} AS tagged")
     } else {
         "FALSE AS tagged".to_string()
     });
-    if needs.heatmap {
-        sets.push("(l)".to_string());
-    }
-    let nk = needs.keys.len();
-    let keys: Vec<String> = (0..nk).map(|i| format!("k{i}")).collect();
-    let groupings: Vec<String> = keys.iter().map(|k| format!("GROUPING({k})")).collect();
-    // A column outside every grouping set may be neither selected nor GROUPING()'d.
-    let (grouping_l, l) = if needs.heatmap {
-        ("GROUPING(l)", "l")
+    let keys: String = (0..nk).map(|i| format!(", k{i}")).collect();
+    let by_bucket = needs.totals || nk > 0;
+    let (grouping, l) = if needs.heatmap {
+        inner.push(format!(
+            "((({local}) // {DAY_MICROS}) + 3) % 7 * 24 + (({local}) % {DAY_MICROS}) // {HOUR_MICROS} AS l"
+        ));
+        let sets = if by_bucket {
+            format!("(b{keys}), (l)")
+        } else {
+            "(l)".to_string()
+        };
+        (format!("GROUPING SETS ({sets})"), "GROUPING(l), l")
     } else {
-        ("1", "NULL")
+        (format!("b{keys}"), "1, NULL")
     };
-    let b = if needs.totals || nk > 0 { "b" } else { "NULL" };
+    let b = if by_bucket { "b" } else { "NULL" };
     let sql = format!(
-        "SELECT {grouping_l}, {groupings} {b}, {keys} {l}, count(*), count(*) FILTER (WHERE tagged) FROM (
+        "SELECT {l}, {b}{keys}, count(*), count(*) FILTER (WHERE tagged) FROM (
            SELECT {inner} FROM {from} {join} WHERE {cond}
-         ) GROUP BY GROUPING SETS ({sets})",
-        groupings = groupings
-            .iter()
-            .map(|g| format!("{g}, "))
-            .collect::<String>(),
-        keys = keys.iter().map(|k| format!("{k}, ")).collect::<String>(),
+         ) GROUP BY {grouping}",
         inner = inner.join(", "),
         from = src.from,
-        sets = sets.join(", "),
     );
     let mut out = Counts {
         totals: vec![0; n],
@@ -411,33 +404,25 @@ fn count_dataset(
     let mut keyed: Vec<KeyedBuckets> = vec![BTreeMap::new(); nk];
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(duckdb::params_from_iter(params))?;
-    // Columns: GROUPING(l), GROUPING(k_i) for each key, b, k_i for each key, l, count,
-    // tagged count.
+    // Columns: GROUPING(l) (0 for a heatmap row), l, b, k_i for each key, count, tagged
+    // count.
     while let Some(r) = rows.next()? {
-        let count: i64 = r.get(2 * nk + 3)?;
-        let tagged_count: i64 = r.get(2 * nk + 4)?;
+        let count: i64 = r.get(nk + 3)?;
+        let tagged_count: i64 = r.get(nk + 4)?;
         if r.get::<_, i64>(0)? == 0 {
-            let l: i64 = r.get(2 * nk + 2)?;
+            let l: i64 = r.get(1)?;
             out.heat[(l / 24) as usize][(l % 24) as usize] = count;
             continue;
         }
-        let b = r.get::<_, i64>(nk + 1)? as usize;
-        let mut key = None;
-        for i in 0..nk {
-            if r.get::<_, i64>(1 + i)? == 0 {
-                key = Some(i);
-            }
-        }
-        match key {
-            None => out.totals[b] += count,
-            Some(i) => {
-                let count = if needs.keys[i].1 { tagged_count } else { count };
-                if count > 0 {
-                    let k: Option<String> = r.get(nk + 2 + i)?;
-                    keyed[i]
-                        .entry((k.is_none(), k))
-                        .or_insert_with(|| vec![0; n])[b] += count;
-                }
+        let b = r.get::<_, i64>(2)? as usize;
+        out.totals[b] += count;
+        for (i, (_, only_tagged)) in needs.keys.iter().enumerate() {
+            let count = if *only_tagged { tagged_count } else { count };
+            if count > 0 {
+                let k: Option<String> = r.get(3 + i)?;
+                keyed[i]
+                    .entry((k.is_none(), k))
+                    .or_insert_with(|| vec![0; n])[b] += count;
             }
         }
     }

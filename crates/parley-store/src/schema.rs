@@ -267,6 +267,14 @@ DELETE FROM assignments;
 DELETE FROM user_teams;
 "#,
     ),
+    (
+        3,
+        r#"
+-- Contacts whose events were filed by a deferred ingest and whose facts are not derived
+-- yet: the next settle (or the next read of the workspace) derives them.
+CREATE TABLE dirty (workspace VARCHAR NOT NULL, contact VARCHAR NOT NULL);
+"#,
+    ),
 ];
 
 /// The fact tables, each derived from the event log and rebuildable from it.

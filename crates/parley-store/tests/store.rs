@@ -942,6 +942,7 @@ proptest! {
     fn batching_random_events_never_changes_documents(
         events in prop::collection::vec(arb_event(), 1..60),
         cuts in prop::collection::vec(0usize..60, 0..6),
+        modes in prop::collection::vec(0u8..4, 7),
     ) {
         let lines: Vec<String> = events
             .into_iter()
@@ -956,9 +957,22 @@ proptest! {
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(lines.len())).collect();
         bounds.extend([0, lines.len()]);
         bounds.sort();
+        // Each batch is derived at once, deferred, deferred then settled, or deferred
+        // then read (a read settles first).
         let batched = store_parts("UTC", 2);
-        for w in bounds.windows(2) {
-            ingest(&batched, &lines[w[0]..w[1]]).unwrap();
+        for (w, mode) in bounds.windows(2).zip(&modes) {
+            let text = lines[w[0]..w[1]].join("\n");
+            if *mode == 0 {
+                ingest(&batched, &lines[w[0]..w[1]]).unwrap();
+                continue;
+            }
+            batched.ingest_deferred("w", &mut text.as_bytes(), &mut |_| {}).unwrap();
+            if *mode == 2 {
+                batched.settle("w").unwrap();
+                prop_assert_eq!(batched.settle("w").unwrap(), 0, "nothing left to settle");
+            } else if *mode == 3 {
+                report(&batched, Report::Conversations, "2026-01-05", "2026-01-05", &[]);
+            }
         }
         let want = day_documents(&whole);
         prop_assert_eq!(&day_documents(&batched), &want);
@@ -1086,4 +1100,94 @@ fn s6_5_pages_put_together_are_the_export() {
     }
     assert_eq!(exported.len(), 300);
     assert_eq!(paged, exported);
+}
+
+/// A deferred batch is filed durably without its facts; the next read (even in another
+/// process, after a restart) settles it first, and an invalid deferred batch files nothing.
+#[test]
+fn deferred_batches_are_durable_and_settled_before_any_read() {
+    let dir = std::env::temp_dir().join(format!("parley-deferred-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let day = ("2026-01-05", "2026-01-05");
+    {
+        let s = DuckStore::open(&dir).unwrap();
+        s.create_workspace(&parley_store::Workspace {
+            id: "w".into(),
+            timezone: "UTC".into(),
+            name: "w".into(),
+        })
+        .unwrap();
+        let batch = [
+            recv("m1", "2026-01-05T10:00:00Z", "c", "wa"),
+            recv("m2", "2026-01-05T10:01:00Z", "d", "wa"),
+        ]
+        .join("\n");
+        let got = s
+            .ingest_deferred("w", &mut batch.as_bytes(), &mut |_| {})
+            .unwrap();
+        assert_eq!((got.accepted, got.duplicates), (2, 0));
+        let bad = [
+            recv("m3", "2026-01-05T10:02:00Z", "e", "wa"),
+            "{".to_string(),
+        ]
+        .join("\n");
+        assert!(matches!(
+            s.ingest_deferred("w", &mut bad.as_bytes(), &mut |_| {}),
+            Err(StoreError::InvalidBatch(_))
+        ));
+        // Dropped without a settle or a read: the facts are not derived yet.
+    }
+    let s = DuckStore::open(&dir).unwrap();
+    let p = log(&s, Report::Messages, Log::Incoming, day, &[], 1, 50);
+    assert_eq!(p["total"], 2, "the read settled the deferred batch: {p}");
+    assert_eq!(s.settle("w").unwrap(), 0, "the read left nothing to settle");
+    let again = [recv("m1", "2026-01-05T10:00:00Z", "c", "wa")].join("\n");
+    let got = s
+        .ingest_deferred("w", &mut again.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!((got.accepted, got.duplicates), (0, 1));
+    assert_eq!(
+        s.settle("w").unwrap(),
+        0,
+        "a batch of duplicates touches nobody"
+    );
+    let late = recv("m3", "2026-01-05T10:02:00Z", "e", "wa");
+    s.ingest_deferred("w", &mut late.as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!(s.settle("w").unwrap(), 1, "one contact derived");
+    let p = log(&s, Report::Messages, Log::Incoming, day, &[], 1, 50);
+    assert_eq!(p["total"], 3);
+    assert!(matches!(
+        s.settle("nope"),
+        Err(StoreError::UnknownWorkspace(_))
+    ));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A read that fails midway (here its sink: a client that went away during an export)
+/// leaves its connection fit for the next read: the pool rolls its transaction back.
+#[test]
+fn a_failed_read_leaves_the_reader_pool_usable() {
+    let s = store("UTC");
+    ingest(&s, &[recv("m1", "2026-01-05T10:00:00Z", "c", "wa")]).unwrap();
+    let q = query(&s, Report::Messages, "2026-01-05", "2026-01-05", &[]);
+    let err = s
+        .export(&q, Log::Incoming, &mut |_| {
+            Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Io(_)), "{err}");
+    for _ in 0..3 {
+        let p = log(
+            &s,
+            Report::Messages,
+            Log::Incoming,
+            ("2026-01-05", "2026-01-05"),
+            &[],
+            1,
+            50,
+        );
+        assert_eq!(p["total"], 1);
+    }
 }

@@ -63,6 +63,16 @@ enum Command {
         /// NDJSON files, or `-` for stdin.
         #[arg(required = true)]
         files: Vec<String>,
+        /// File the events now and derive their facts later: at `parley settle`, or at
+        /// the workspace's next report, log or export (for backfills in many files).
+        #[arg(long)]
+        defer: bool,
+    },
+    /// Derive the facts of every batch ingested with `--defer` and not settled yet.
+    Settle {
+        /// The workspace's id.
+        #[arg(long)]
+        workspace: String,
     },
     /// Print a report.
     Report {
@@ -263,10 +273,16 @@ fn run(cli: Cli) -> Result<()> {
                 .collect();
             writeln!(out, "{}", serde_json::Value::Array(list))?;
         }
-        Command::Ingest { workspace, files } => {
+        Command::Ingest {
+            workspace,
+            files,
+            defer,
+        } => {
             let store = open(&cli.data)?;
             for file in &files {
-                let summary = timed(cli.timing, "ingest", || ingest(&store, &workspace, file))?;
+                let summary = timed(cli.timing, "ingest", || {
+                    ingest(&store, &workspace, file, defer)
+                })?;
                 writeln!(
                     out,
                     r#"{{"accepted": {}, "duplicates": {}}}"#,
@@ -335,6 +351,11 @@ fn run(cli: Cli) -> Result<()> {
                 w.flush()?;
                 Ok(())
             })?;
+        }
+        Command::Settle { workspace } => {
+            let store = open(&cli.data)?;
+            let contacts = timed(cli.timing, "settle", || Ok(store.settle(&workspace)?))?;
+            writeln!(out, r#"{{"settled_contacts": {contacts}}}"#)?;
         }
         Command::Rebuild { workspace } => {
             let store = open(&cli.data)?;
@@ -405,7 +426,12 @@ fn workspace_json(ws: &Workspace) -> serde_json::Value {
     serde_json::json!({"id": ws.id, "timezone": ws.timezone, "name": ws.name})
 }
 
-fn ingest(store: &DuckStore, workspace: &str, file: &str) -> Result<parley_store::IngestSummary> {
+fn ingest(
+    store: &DuckStore,
+    workspace: &str,
+    file: &str,
+    defer: bool,
+) -> Result<parley_store::IngestSummary> {
     let (reader, len): (Box<dyn Read>, Option<u64>) = if file == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -431,10 +457,15 @@ fn ingest(store: &DuckStore, workspace: &str, file: &str) -> Result<parley_store
         indicatif::ProgressBar::hidden()
     };
     let mut input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 20, reader));
-    let summary = store.ingest(workspace, &mut input, &mut |p| match p {
+    let mut progress = |p| match p {
         Progress::Read(bytes) => bar.set_position(bytes),
-        Progress::Deriving => bar.set_message("deriving facts"),
-    })?;
+        Progress::Deriving => bar.set_message(if defer { "filing" } else { "deriving facts" }),
+    };
+    let summary = if defer {
+        store.ingest_deferred(workspace, &mut input, &mut progress)?
+    } else {
+        store.ingest(workspace, &mut input, &mut progress)?
+    };
     bar.finish_and_clear();
     Ok(summary)
 }

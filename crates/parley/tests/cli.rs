@@ -703,6 +703,43 @@ fn kill_9_in_the_middle_of_an_ingest_leaves_the_workspace_as_it_was() {
             "killed at {point}: then complete"
         );
     }
+    // A deferred batch is durable once filed: a settle killed in the middle keeps it
+    // waiting, and the next settle derives it.
+    let d = tempfile::tempdir().unwrap();
+    ok(&run(
+        d.path(),
+        &["workspace", "create", "shop", "--timezone", "Europe/Madrid"],
+    ));
+    ok(&ingest(d.path(), &a, None));
+    let deferred = ok(&run(
+        d.path(),
+        &[
+            "ingest",
+            "--defer",
+            "--workspace",
+            "shop",
+            b.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(deferred, summary_b, "filed like an ingest");
+    let killed = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(["settle", "--workspace", "shop"])
+        .env("PARLEY_KILL_AT", "flushing")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), None, "settle killed by a signal");
+    let settled = ok(&run(d.path(), &["settle", "--workspace", "shop"]));
+    assert!(
+        !settled.contains(r#""settled_contacts": 0"#),
+        "the killed settle left the batch waiting: {settled}"
+    );
+    assert_eq!(docs(d.path()), after_both, "deferred, then settled");
+    assert_eq!(
+        ok(&run(d.path(), &["settle", "--workspace", "shop"])).trim(),
+        r#"{"settled_contacts": 0}"#
+    );
 }
 
 #[test]
