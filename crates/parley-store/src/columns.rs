@@ -1,12 +1,19 @@
-//! An activity event (SPEC §2.2) as typed columns: how `stage`, `events` and `pending`
-//! store it, and the Arrow batches that carry it in and out. An event is parsed from
-//! JSON once, at ingest; derivation reads the columns back without JSON. Directory
-//! events keep their JSON (`body`): they are few and read whole by every report.
+//! An activity event (SPEC §2.2) as stored: `stage` keeps the columns that ingest's SQL
+//! looks at (id, type, instant, rank, contacts, key) and every event's *packed* form,
+//! which is all that `events` and `pending` keep besides their lookup keys. An event is
+//! parsed from JSON once, at ingest; derivation unpacks it without JSON. Directory events
+//! keep their JSON (`body`): they are few and read whole by every report.
+//!
+//! The packed form is every field of the event (id, type, instant, rank, then the `TEXT`
+//! columns but `body`) written as `{byte length}:{bytes}`, or `-` when absent. A lookup
+//! of a contact's history decompresses whole row groups of every column it reads, so one
+//! packed column instead of 22 typed ones makes it cheaper (measured at L: 511 contacts
+//! 0.91 s -> 0.53 s).
 
 use std::sync::Arc;
 
-use duckdb::arrow::array::{Array, ArrayRef, AsArray, Int64Builder, StringBuilder, UInt8Builder};
-use duckdb::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use duckdb::arrow::array::{Array, ArrayRef, Int64Builder, StringBuilder, UInt8Builder};
+use duckdb::arrow::datatypes::{DataType, Field, Schema};
 use duckdb::arrow::record_batch::RecordBatch;
 use parley_core::enums::{
     AssignSource, CloseSource, ContactSource, ContentType, DeliveryStatus, MessageSource,
@@ -40,16 +47,6 @@ pub(crate) const TEXT: [&str; 19] = [
     "body",
 ];
 
-/// The typed columns, comma-separated, for SELECT lists.
-pub(crate) fn column_list(prefix: &str) -> String {
-    ["id", "type", "at_us", "rank"]
-        .iter()
-        .chain(TEXT.iter())
-        .map(|c| format!("{prefix}{c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Indexes into `TEXT`.
 const A: usize = 0;
 const B: usize = 1;
@@ -72,7 +69,7 @@ const CONTENT_TEXT: usize = 17;
 const BODY: usize = 18;
 
 /// The text columns of one event.
-fn texts<'a>(e: &'a Event, body: &'a str) -> [Option<&'a str>; 19] {
+pub(crate) fn texts<'a>(e: &'a Event, body: &'a str) -> [Option<&'a str>; 19] {
     let mut t: [Option<&str>; 19] = [None; 19];
     let content = |t: &mut [Option<&'a str>; 19], c: &'a Content| {
         t[CONTENT_TYPE] = Some(c.kind.wire());
@@ -200,7 +197,12 @@ fn texts<'a>(e: &'a Event, body: &'a str) -> [Option<&'a str>; 19] {
     t
 }
 
-/// Builds the Arrow batch of `stage` (idx, then the typed columns) from parsed events.
+/// The columns of `stage` that ingest's SQL reads, after `idx, id, type, at_us, rank`;
+/// the rest of an event is in `payload`.
+const STAGED: [usize; 4] = [A, B, KEY, BODY];
+
+/// Builds the Arrow batch of `stage` (idx, id, type, at_us, rank, the `STAGED` columns,
+/// payload) from parsed events.
 pub(crate) struct StageBuilder {
     idx: Int64Builder,
     id: StringBuilder,
@@ -208,6 +210,9 @@ pub(crate) struct StageBuilder {
     at: Int64Builder,
     rank: UInt8Builder,
     texts: Vec<StringBuilder>,
+    payload: StringBuilder,
+    /// Scratch for one packed event.
+    packed: String,
     /// Bit `r` is set when an event of rank `r` was pushed.
     ranks: u16,
 }
@@ -220,7 +225,9 @@ impl StageBuilder {
             kind: StringBuilder::new(),
             at: Int64Builder::new(),
             rank: UInt8Builder::new(),
-            texts: (0..TEXT.len()).map(|_| StringBuilder::new()).collect(),
+            texts: (0..STAGED.len()).map(|_| StringBuilder::new()).collect(),
+            payload: StringBuilder::new(),
+            packed: String::new(),
             ranks: 0,
         }
     }
@@ -233,9 +240,13 @@ impl StageBuilder {
         self.at.append_value(e.at.micros());
         self.rank.append_value(e.body.rank());
         self.ranks |= 1 << e.body.rank();
-        for (b, v) in self.texts.iter_mut().zip(texts(e, body)) {
-            b.append_option(v);
+        let t = texts(e, body);
+        for (b, col) in self.texts.iter_mut().zip(STAGED) {
+            b.append_option(t[col]);
         }
+        self.packed.clear();
+        pack_fields(e, &t, &mut self.packed);
+        self.payload.append_value(&self.packed);
     }
 
     /// The ranks of the events pushed so far, as a bit set (bit `r` for rank `r`).
@@ -251,7 +262,12 @@ impl StageBuilder {
             Field::new("at_us", DataType::Int64, false),
             Field::new("rank", DataType::UInt8, false),
         ];
-        fields.extend(TEXT.iter().map(|c| Field::new(*c, DataType::Utf8, true)));
+        fields.extend(
+            STAGED
+                .iter()
+                .map(|&c| Field::new(TEXT[c], DataType::Utf8, true)),
+        );
+        fields.push(Field::new("payload", DataType::Utf8, false));
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.idx.finish()),
             Arc::new(self.id.finish()),
@@ -264,9 +280,76 @@ impl StageBuilder {
                 .iter_mut()
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
+        columns.push(Arc::new(self.payload.finish()));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .expect("columns match the schema")
     }
+}
+
+/// Fields of the packed form: id, type, at_us, rank, then `TEXT` up to `body`.
+const PACKED_FIELDS: usize = 4 + BODY;
+
+fn push_field(out: &mut String, v: Option<&str>) {
+    match v {
+        None => out.push('-'),
+        Some(v) => {
+            out.push_str(&v.len().to_string());
+            out.push(':');
+            out.push_str(v);
+        }
+    }
+}
+
+fn pack_fields(e: &Event, t: &[Option<&str>; 19], out: &mut String) {
+    push_field(out, Some(&e.id));
+    push_field(out, Some(e.body.type_name()));
+    push_field(out, Some(&e.at.micros().to_string()));
+    push_field(out, Some(&e.body.rank().to_string()));
+    for v in &t[..BODY] {
+        push_field(out, *v);
+    }
+}
+
+/// The SQL expression that packs a row of typed columns (`id, type, at_us, rank` and
+/// `TEXT`, as schema 2 stored `events` and `pending`) exactly as `StageBuilder` packs an
+/// event; migration 4 re-files a schema-2 log with it.
+pub(crate) fn pack_sql() -> String {
+    ["id", "type", "at_us::VARCHAR", "rank::VARCHAR"]
+        .iter()
+        .copied()
+        .chain(TEXT[..BODY].iter().copied())
+        .map(|c| {
+            format!("CASE WHEN {c} IS NULL THEN '-' ELSE strlen({c})::VARCHAR || ':' || {c} END")
+        })
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
+/// The fields of a packed event, or `None` if it is not a packed event.
+fn unpack_fields(payload: &str) -> Option<[Option<&str>; PACKED_FIELDS]> {
+    let mut out = [None; PACKED_FIELDS];
+    let mut rest = payload;
+    for slot in &mut out {
+        if let Some(r) = rest.strip_prefix('-') {
+            rest = r;
+            continue;
+        }
+        let (len, r) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        *slot = Some(r.get(..len)?);
+        rest = &r[len..];
+    }
+    rest.is_empty().then_some(out)
+}
+
+/// The event packed in `payload` (a column of `events` or `pending`).
+pub(crate) fn unpack(payload: &str) -> Result<Event, StoreError> {
+    let f = unpack_fields(payload).ok_or_else(|| corrupt("", "unreadable packed event"))?;
+    let id = f[0].unwrap_or_default();
+    let at = f[2]
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| corrupt(id, "bad instant"))?;
+    build_event(id, f[1].unwrap_or_default(), at, &|col| f[4 + col])
 }
 
 /// DuckDB's Arrow columns as strings, 64-bit integers or bytes (`UInt8`): narrower
@@ -285,12 +368,6 @@ pub(crate) fn plain_columns(columns: &[ArrayRef]) -> Result<Vec<ArrayRef>, Store
         .map_err(|e| StoreError::Rows(e.to_string()))
 }
 
-/// Reads typed events back from a batch whose columns `first..` are the typed columns
-/// (as `column_list` orders them).
-pub(crate) struct TypedReader {
-    columns: Vec<ArrayRef>,
-}
-
 fn corrupt(id: &str, what: &str) -> StoreError {
     StoreError::Corrupt {
         id: id.to_string(),
@@ -298,129 +375,118 @@ fn corrupt(id: &str, what: &str) -> StoreError {
     }
 }
 
-impl TypedReader {
-    pub(crate) fn new(batch: &RecordBatch, first: usize) -> Result<TypedReader, StoreError> {
-        Ok(TypedReader {
-            columns: plain_columns(&batch.columns()[first..])?,
+/// The event of type `kind` whose `TEXT` columns `text` gives.
+fn build_event<'a>(
+    id: &str,
+    kind: &str,
+    at: i64,
+    text: &dyn Fn(usize) -> Option<&'a str>,
+) -> Result<Event, StoreError> {
+    let owned = |col: usize| text(col).map(str::to_string);
+    let req = |col: usize| -> Result<String, StoreError> {
+        owned(col).ok_or_else(|| corrupt(id, &format!("{} is missing", TEXT[col])))
+    };
+    let parsed = |col: usize, what: &str| -> Result<&str, StoreError> {
+        text(col).ok_or_else(|| corrupt(id, &format!("{what} is missing")))
+    };
+    let bad = |what: &str| corrupt(id, &format!("bad {what}"));
+    let content = || -> Result<Content, StoreError> {
+        Ok(Content {
+            kind: ContentType::from_wire(parsed(CONTENT_TYPE, "content type")?)
+                .ok_or_else(|| bad("content type"))?,
+            text: owned(CONTENT_TEXT),
         })
-    }
-
-    fn text(&self, col: usize, row: usize) -> Option<&str> {
-        let c = &self.columns[col];
-        (!c.is_null(row)).then(|| c.as_string::<i32>().value(row))
-    }
-
-    fn owned(&self, col: usize, row: usize) -> Option<String> {
-        self.text(4 + col, row).map(str::to_string)
-    }
-
-    /// The event in `row`.
-    pub(crate) fn event(&self, row: usize) -> Result<Event, StoreError> {
-        let id = self.text(0, row).unwrap_or_default().to_string();
-        let kind = self.text(1, row).unwrap_or_default();
-        let at = Instant(self.columns[2].as_primitive::<Int64Type>().value(row));
-        let req = |col: usize| -> Result<String, StoreError> {
-            self.owned(col, row)
-                .ok_or_else(|| corrupt(&id, &format!("{} is missing", TEXT[col])))
-        };
-        let parsed = |col: usize, what: &str| -> Result<&str, StoreError> {
-            self.text(4 + col, row)
-                .ok_or_else(|| corrupt(&id, &format!("{what} is missing")))
-        };
-        let bad = |what: &str| corrupt(&id, &format!("bad {what}"));
-        let content = || -> Result<Content, StoreError> {
-            Ok(Content {
-                kind: ContentType::from_wire(parsed(CONTENT_TYPE, "content type")?)
-                    .ok_or_else(|| bad("content type"))?,
-                text: self.owned(CONTENT_TEXT, row),
-            })
-        };
-        let body = match kind {
-            "contact.added" => Body::ContactAdded {
-                contact_id: req(A)?,
-                name: req(NAME)?,
-                source: ContactSource::from_wire(parsed(SOURCE, "source")?)
-                    .ok_or_else(|| bad("source"))?,
-                user_id: self.owned(USER, row),
+    };
+    let body = match kind {
+        "contact.added" => Body::ContactAdded {
+            contact_id: req(A)?,
+            name: req(NAME)?,
+            source: ContactSource::from_wire(parsed(SOURCE, "source")?)
+                .ok_or_else(|| bad("source"))?,
+            user_id: owned(USER),
+        },
+        "contact.updated" => Body::ContactUpdated {
+            contact_id: req(A)?,
+            name: req(NAME)?,
+        },
+        "contact.deleted" => Body::ContactDeleted {
+            contact_id: req(A)?,
+            user_id: req(USER)?,
+        },
+        "contact.merged" => Body::ContactMerged {
+            primary_contact_id: req(A)?,
+            merged_contact_id: req(B)?,
+            user_id: req(USER)?,
+        },
+        "conversation.opened" => Body::ConversationOpened {
+            conversation_id: req(KEY)?,
+            contact_id: req(A)?,
+            source: OpenSource::from_wire(parsed(SOURCE, "source")?)
+                .ok_or_else(|| bad("source"))?,
+            channel_id: owned(CHANNEL),
+            user_id: owned(USER),
+        },
+        "conversation.closed" => Body::ConversationClosed {
+            conversation_id: req(KEY)?,
+            source: CloseSource::from_wire(parsed(SOURCE, "source")?)
+                .ok_or_else(|| bad("source"))?,
+            user_id: owned(USER),
+            category: owned(CATEGORY),
+            summary: owned(SUMMARY),
+        },
+        "contact.assigned" => Body::ContactAssigned {
+            contact_id: req(A)?,
+            assignee_id: owned(ASSIGNEE),
+            source: AssignSource::from_wire(parsed(SOURCE, "source")?)
+                .ok_or_else(|| bad("source"))?,
+            by_user_id: owned(USER),
+        },
+        "message.received" => Body::MessageReceived {
+            message_id: req(KEY)?,
+            contact_id: req(A)?,
+            channel_id: req(CHANNEL)?,
+            content: content()?,
+        },
+        "message.sent" => Body::MessageSent {
+            message_id: req(KEY)?,
+            contact_id: req(A)?,
+            channel_id: req(CHANNEL)?,
+            source: MessageSource::from_wire(parsed(SOURCE, "source")?)
+                .ok_or_else(|| bad("source"))?,
+            user_id: owned(USER),
+            message_type: MessageType::from_wire(parsed(MESSAGE_TYPE, "message type")?)
+                .ok_or_else(|| bad("message type"))?,
+            subtype: owned(SUBTYPE),
+            broadcast: match (owned(BC_ID), owned(BC_NAME)) {
+                (Some(id), Some(name)) => Some(Broadcast { id, name }),
+                _ => None,
             },
-            "contact.updated" => Body::ContactUpdated {
-                contact_id: req(A)?,
-                name: req(NAME)?,
-            },
-            "contact.deleted" => Body::ContactDeleted {
-                contact_id: req(A)?,
-                user_id: req(USER)?,
-            },
-            "contact.merged" => Body::ContactMerged {
-                primary_contact_id: req(A)?,
-                merged_contact_id: req(B)?,
-                user_id: req(USER)?,
-            },
-            "conversation.opened" => Body::ConversationOpened {
-                conversation_id: req(KEY)?,
-                contact_id: req(A)?,
-                source: OpenSource::from_wire(parsed(SOURCE, "source")?)
-                    .ok_or_else(|| bad("source"))?,
-                channel_id: self.owned(CHANNEL, row),
-                user_id: self.owned(USER, row),
-            },
-            "conversation.closed" => Body::ConversationClosed {
-                conversation_id: req(KEY)?,
-                source: CloseSource::from_wire(parsed(SOURCE, "source")?)
-                    .ok_or_else(|| bad("source"))?,
-                user_id: self.owned(USER, row),
-                category: self.owned(CATEGORY, row),
-                summary: self.owned(SUMMARY, row),
-            },
-            "contact.assigned" => Body::ContactAssigned {
-                contact_id: req(A)?,
-                assignee_id: self.owned(ASSIGNEE, row),
-                source: AssignSource::from_wire(parsed(SOURCE, "source")?)
-                    .ok_or_else(|| bad("source"))?,
-                by_user_id: self.owned(USER, row),
-            },
-            "message.received" => Body::MessageReceived {
-                message_id: req(KEY)?,
-                contact_id: req(A)?,
-                channel_id: req(CHANNEL)?,
-                content: content()?,
-            },
-            "message.sent" => Body::MessageSent {
-                message_id: req(KEY)?,
-                contact_id: req(A)?,
-                channel_id: req(CHANNEL)?,
-                source: MessageSource::from_wire(parsed(SOURCE, "source")?)
-                    .ok_or_else(|| bad("source"))?,
-                user_id: self.owned(USER, row),
-                message_type: MessageType::from_wire(parsed(MESSAGE_TYPE, "message type")?)
-                    .ok_or_else(|| bad("message type"))?,
-                subtype: self.owned(SUBTYPE, row),
-                broadcast: match (self.owned(BC_ID, row), self.owned(BC_NAME, row)) {
-                    (Some(id), Some(name)) => Some(Broadcast { id, name }),
-                    _ => None,
-                },
-                content: content()?,
-            },
-            "message.status" => Body::MessageStatus {
-                message_id: req(KEY)?,
-                status: DeliveryStatus::from_wire(parsed(STATUS, "status")?)
-                    .ok_or_else(|| bad("status"))?,
-                error: self.owned(ERROR, row),
-            },
-            other => return Err(corrupt(&id, &format!("unexpected type {other:?}"))),
-        };
-        Ok(Event { id, at, body })
-    }
+            content: content()?,
+        },
+        "message.status" => Body::MessageStatus {
+            message_id: req(KEY)?,
+            status: DeliveryStatus::from_wire(parsed(STATUS, "status")?)
+                .ok_or_else(|| bad("status"))?,
+            error: owned(ERROR),
+        },
+        other => return Err(corrupt(id, &format!("unexpected type {other:?}"))),
+    };
+    Ok(Event {
+        id: id.to_string(),
+        at: Instant(at),
+        body,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use duckdb::arrow::array::AsArray;
     use parley_core::event::parse_event;
 
-    /// Every activity event type survives the trip through the columns unchanged.
+    /// Every activity event type survives packing unchanged, and SQL packs it as Rust does.
     #[test]
-    fn typed_columns_round_trip_every_activity_event() {
+    fn packed_events_round_trip_every_activity_event() {
         let lines = [
             r#"{"id":"a","type":"contact.added","at":"2026-01-05T10:00:00Z","contact":{"id":"c","name":"Ann"},"source":"user","user_id":"u"}"#,
             r#"{"id":"b","type":"contact.added","at":"2026-01-05T10:00:00Z","contact":{"id":"c","name":""},"source":"zapier"}"#,
@@ -433,6 +499,7 @@ mod tests {
             r#"{"id":"i","type":"contact.assigned","at":"2026-01-05T10:00:00Z","contact_id":"c","assignee_id":null,"source":"bot"}"#,
             r#"{"id":"j","type":"contact.assigned","at":"2026-01-05T10:00:00Z","contact_id":"c","assignee_id":"u2","source":"user","by_user_id":"u"}"#,
             r#"{"id":"k","type":"message.received","at":"2026-01-05T10:00:00.123456Z","message_id":"m","contact_id":"c","channel_id":"wa","content":{"type":"text","text":""}}"#,
+            r#"{"id":"k2","type":"message.received","at":"1969-12-31T23:59:59Z","message_id":"m:1","contact_id":"-","channel_id":"3:wa","content":{"type":"text","text":"12:-é😀\u001f a:b\n-"}}"#,
             r#"{"id":"l","type":"message.sent","at":"2026-01-05T10:00:00Z","message_id":"m2","contact_id":"c","channel_id":"wa","source":"broadcast","message_type":"whatsapp_template","subtype":"promo","broadcast":{"id":"b1","name":"Black Friday"},"content":{"type":"template"}}"#,
             r#"{"id":"n","type":"message.sent","at":"2026-01-05T10:00:00Z","message_id":"m3","contact_id":"c","channel_id":"wa","source":"user","user_id":"u","message_type":"session","content":{"type":"image"}}"#,
             r#"{"id":"o","type":"message.status","at":"2026-01-05T10:00:00Z","message_id":"m","status":"failed","error":"131047"}"#,
@@ -447,9 +514,47 @@ mod tests {
             b.push(i as i64, e, l);
         }
         let batch = b.finish();
-        let reader = TypedReader::new(&batch, 1).unwrap();
+        let payloads = batch.column(batch.num_columns() - 1).as_string::<i32>();
         for (row, e) in events.iter().enumerate() {
-            assert_eq!(&reader.event(row).unwrap(), e, "row {row}");
+            assert_eq!(&unpack(payloads.value(row)).unwrap(), e, "row {row}");
+        }
+        // Migration 4 packs schema 2's typed columns in SQL: the same bytes.
+        let conn = duckdb::Connection::open_in_memory().unwrap();
+        let typed: Vec<String> = TEXT.iter().map(|c| format!("{c} VARCHAR")).collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE t (row BIGINT, id VARCHAR, type VARCHAR, at_us BIGINT, rank UTINYINT, {})",
+            typed.join(", ")
+        ))
+        .unwrap();
+        for (row, (e, l)) in events.iter().zip(lines).enumerate() {
+            let mut values: Vec<duckdb::types::Value> = vec![
+                (row as i64).into(),
+                e.id.clone().into(),
+                e.body.type_name().to_string().into(),
+                e.at.micros().into(),
+                e.body.rank().into(),
+            ];
+            values.extend(texts(e, l).iter().map(|t| match t {
+                Some(v) => duckdb::types::Value::Text(v.to_string()),
+                None => duckdb::types::Value::Null,
+            }));
+            let marks = vec!["?"; values.len()].join(", ");
+            conn.execute(
+                &format!("INSERT INTO t VALUES ({marks})"),
+                duckdb::params_from_iter(values),
+            )
+            .unwrap();
+        }
+        let mut stmt = conn
+            .prepare(&format!("SELECT {} FROM t ORDER BY row", pack_sql()))
+            .unwrap();
+        let packed: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (row, p) in packed.iter().enumerate() {
+            assert_eq!(p, payloads.value(row), "row {row}");
         }
     }
 }

@@ -19,7 +19,7 @@ use parley_core::directory::team_spans;
 use parley_core::event::{parse_event, Event};
 use parley_core::fold_case;
 
-use crate::columns::{column_list, StageBuilder, TypedReader};
+use crate::columns::{unpack, StageBuilder};
 use crate::{phase, phases_on, IngestSummary, Progress, StoreError};
 
 /// Contacts derived together at most by default (a group tied by merges or shared ids is
@@ -328,12 +328,9 @@ fn store_batch(conn: &Connection, ws: &str, ranks: u16) -> Result<(), StoreError
         )?;
         // Closes and receipts whose conversation or message is still unknown wait.
         conn.execute(
-            &format!(
-                "INSERT INTO pending
-                 SELECT $1, {cols} FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-                 WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
-                cols = column_list("s.")
-            ),
+            "INSERT INTO pending
+             SELECT $1, s.id, s.type, s.key, s.payload FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+             WHERE s.rank > 0 AND s.contact_a IS NULL AND r.owner IS NULL",
             [ws],
         )?;
     }
@@ -341,24 +338,19 @@ fn store_batch(conn: &Connection, ws: &str, ranks: u16) -> Result<(), StoreError
     // Appended in hash order, so that one contact's events sit in few row groups; with
     // them the pending closes and receipts whose conversation or message has arrived.
     let unpended = if keyed {
-        format!(
-            "UNION ALL SELECT {cols}, owner FROM unpended",
-            cols = column_list("")
-        )
+        "UNION ALL SELECT owner, payload FROM unpended"
     } else {
-        String::new()
+        ""
     };
     conn.execute(
         &format!(
             "INSERT INTO events
-             SELECT $1, {cols}, owner, hash(owner) AS oh FROM (
-               SELECT {s_cols}, coalesce(s.contact_a, r.owner) AS owner
+             SELECT $1, owner, hash(owner) AS oh, payload FROM (
+               SELECT coalesce(s.contact_a, r.owner) AS owner, s.payload
                FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
                WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
                {unpended}
-             ) ORDER BY oh, owner",
-            cols = column_list(""),
-            s_cols = column_list("s.")
+             ) ORDER BY oh, owner"
         ),
         [ws],
     )?;
@@ -621,7 +613,7 @@ fn parse_stored(body: &str) -> Result<Event, StoreError> {
     })
 }
 
-/// Derives one part and stages its facts. `sql` yields a unit, then the typed columns:
+/// Derives one part and stages its facts. `sql` yields a unit, then a packed event:
 /// a unit (a contact walked alone, or a group) holds every event its walk needs, so
 /// units are split between the cores, each reading and walking its own.
 fn derive_part(
@@ -651,13 +643,9 @@ fn derive_part(
     let derived = on_threads(
         &shares,
         |rows| -> Result<Vec<(&str, RecordBatch)>, StoreError> {
-            let readers = batches
-                .iter()
-                .map(|b| TypedReader::new(b, 1))
-                .collect::<Result<Vec<_>, _>>()?;
             let events = rows
                 .iter()
-                .map(|&(b, row)| readers[b].event(row))
+                .map(|&(b, row)| unpack(batches[b].column(1).as_string::<i32>().value(row)))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(fact_batches(ws, &derive(events)))
         },
@@ -765,11 +753,10 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                 conn,
                 ws,
                 &format!(
-                    "SELECT d.contact, {cols} FROM events e
+                    "SELECT d.contact, e.payload FROM events e
                        JOIN (SELECT contact, h FROM dset WHERE grp IS NULL AND h BETWEEN {lo} AND {hi}) d
                          ON e.oh = d.h AND e.owner = d.contact
-                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}{owners}",
-                    cols = column_list("e.")
+                     WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}{owners}"
                 ),
                 &mut staged,
             )?;
@@ -807,11 +794,10 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
             conn,
             ws,
             &format!(
-                "SELECT d.grp, {cols} FROM events e
+                "SELECT d.grp, e.payload FROM events e
                    JOIN (SELECT contact, h, grp FROM dset WHERE grp IN (SELECT grp FROM dgroups)) d
                      ON e.oh = d.h AND e.owner = d.contact
-                 WHERE e.workspace = $1{owners}",
-                cols = column_list("e.")
+                 WHERE e.workspace = $1{owners}"
             ),
             &mut staged,
         )?;

@@ -356,7 +356,7 @@ impl DuckStore {
         )?;
         for (version, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
             in_transaction(conn, || {
-                conn.execute_batch(sql)?;
+                conn.execute_batch(&sql.replace("{PACK}", &columns::pack_sql()))?;
                 conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
                 if *version == 2 {
                     conn.execute(
@@ -580,6 +580,83 @@ impl Store for DuckStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log filed by schema 3 (activity events, and pending ones, as typed columns) is
+    /// packed by migration 4 without losing a field: a rebuild derives the facts, and a
+    /// pending receipt still counts once its message arrives.
+    #[test]
+    fn a_typed_log_is_packed_on_open() {
+        let conn = attach(":memory:").unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version BIGINT NOT NULL)")
+            .unwrap();
+        for (version, sql) in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])
+                .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO meta SELECT 'hash_probe', hash(?)::VARCHAR",
+            [schema::HASH_PROBE],
+        )
+        .unwrap();
+        conn.execute_batch("INSERT INTO workspaces VALUES ('w', 'UTC', 'w')")
+            .unwrap();
+        let lines = [
+            r#"{"id":"o","type":"conversation.opened","at":"2026-01-05T10:00:00Z","conversation_id":"v","contact_id":"c","source":"contact","channel_id":"wa"}"#,
+            r#"{"id":"m","type":"message.received","at":"2026-01-05T10:01:00Z","message_id":"m","contact_id":"c","channel_id":"wa","content":{"type":"text","text":"12:-é😀 a:b"}}"#,
+            r#"{"id":"s","type":"message.sent","at":"2026-01-05T10:02:00Z","message_id":"m2","contact_id":"c","channel_id":"wa","source":"user","user_id":"u1","message_type":"session","content":{"type":"image"}}"#,
+            r#"{"id":"x","type":"conversation.closed","at":"2026-01-05T10:05:00Z","conversation_id":"v","source":"user","user_id":"u1","category":"Sales"}"#,
+            r#"{"id":"r","type":"message.status","at":"2026-01-05T10:09:00Z","message_id":"m9","status":"read"}"#,
+        ];
+        let typed = format!("id, type, at_us, rank, {}", columns::TEXT.join(", "));
+        let marks = vec!["?"; 4 + columns::TEXT.len()].join(", ");
+        for line in lines {
+            let e = parley_core::event::parse_event(line.as_bytes(), 1, 0).unwrap();
+            let mut values: Vec<duckdb::types::Value> = vec![
+                e.id.clone().into(),
+                e.body.type_name().to_string().into(),
+                e.at.micros().into(),
+                e.body.rank().into(),
+            ];
+            values.extend(columns::texts(&e, line).iter().map(|t| match t {
+                Some(v) => duckdb::types::Value::Text(v.to_string()),
+                None => duckdb::types::Value::Null,
+            }));
+            let sql = if e.id == "r" {
+                format!("INSERT INTO pending (workspace, {typed}) VALUES ('w', {marks})")
+            } else {
+                format!("INSERT INTO events (workspace, {typed}, owner, oh) VALUES ('w', {marks}, 'c', hash('c'))")
+            };
+            conn.execute(&sql, duckdb::params_from_iter(values))
+                .unwrap();
+        }
+        let store = DuckStore::on(conn).unwrap();
+        store.rebuild("w").unwrap();
+        let count = |sql: &str| -> i64 {
+            lock(&store.writer)
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM conversations WHERE category = 'Sales' AND closed_by = 'u1'
+                 AND incoming_messages = 1 AND outgoing_messages = 1 AND opened_channel = 'wa'"
+            ),
+            1
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM messages WHERE content = '12:-é😀 a:b'"),
+            1
+        );
+        assert_eq!(count("SELECT count(*) FROM pending"), 1);
+        let m9 = r#"{"id":"s9","type":"message.sent","at":"2026-01-05T10:08:00Z","message_id":"m9","contact_id":"c","channel_id":"wa","source":"bot","message_type":"session","content":{"type":"text","text":"ok"}}"#;
+        store.ingest("w", &mut m9.as_bytes(), &mut |_| {}).unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM messages WHERE message_id = 'm9' AND status = 'read'"),
+            1,
+            "the packed pending receipt counted"
+        );
+    }
 
     /// A data dir written by schema 1 (events kept as JSON bodies) opens under today's
     /// schema with its log re-filed and its facts derived: nothing stored is lost.
