@@ -26,6 +26,24 @@ use crate::{phase, phases_on, IngestSummary, Progress, StoreError};
 /// never split, so one group may be larger). Tests lower it to cross every boundary.
 pub(crate) const PART_CONTACTS: u64 = 2_000;
 
+/// How much work one step takes on at most; tests lower both to cross every boundary.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sizes {
+    /// Contacts derived together (see `PART_CONTACTS`).
+    pub(crate) part_contacts: u64,
+    /// Events appended to `events` in one sort (see `SORTED_AT_ONCE`).
+    pub(crate) sorted_at_once: u64,
+}
+
+impl Default for Sizes {
+    fn default() -> Sizes {
+        Sizes {
+            part_contacts: PART_CONTACTS,
+            sorted_at_once: SORTED_AT_ONCE,
+        }
+    }
+}
+
 /// Crash injection for the durability tests: when the environment variable
 /// `PARLEY_KILL_AT` names this point, the process kills itself with SIGKILL in the
 /// middle of the ingest's transaction, as an operator's `kill -9` would.
@@ -58,7 +76,7 @@ pub(crate) fn ingest(
     ws: &str,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
-    part: u64,
+    sizes: Sizes,
     when: Derive,
 ) -> Result<IngestSummary, StoreError> {
     phase("start");
@@ -84,7 +102,7 @@ pub(crate) fn ingest(
     phase("rejected");
     let accepted = total - rejected as u64;
     if accepted > 0 {
-        store_batch(conn, ws, ranks)?;
+        store_batch(conn, ws, ranks, accepted, sizes.sorted_at_once)?;
         phase("store_batch");
         kill_point("filed");
     }
@@ -96,7 +114,7 @@ pub(crate) fn ingest(
             }
         }
         Derive::Now => {
-            settle(conn, ws, part)?;
+            settle(conn, ws, sizes.part_contacts)?;
             kill_point("derived");
             phase("derive");
         }
@@ -257,6 +275,10 @@ fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreErr
     Ok(format!(" AND {column} IN ({})", list.join(", ")))
 }
 
+/// Events appended to `events` in one sort at most; a larger batch is sorted a hash
+/// range at a time.
+const SORTED_AT_ONCE: u64 = 1_000_000;
+
 /// Bits of the ranks (`Body::rank`) a batch holds, as `StageBuilder::ranks` sets them.
 const R_DIRECTORY: u16 = 1 << 0;
 /// Events that use a conversation id (opened) or a message id (received, sent).
@@ -268,7 +290,13 @@ const R_MERGED: u16 = 1 << 9;
 /// Files the staged (new) events: ids, keys, owners, pending closes and receipts, the
 /// directory; updates the contact groups and leaves the contacts to derive in `touched`.
 /// `ranks` (the kinds of event the batch holds) skips the steps no event of it needs.
-fn store_batch(conn: &Connection, ws: &str, ranks: u16) -> Result<(), StoreError> {
+fn store_batch(
+    conn: &Connection,
+    ws: &str,
+    ranks: u16,
+    events: u64,
+    sorted_at_once: u64,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
         [ws],
@@ -342,18 +370,35 @@ fn store_batch(conn: &Connection, ws: &str, ranks: u16) -> Result<(), StoreError
     } else {
         ""
     };
-    conn.execute(
-        &format!(
-            "INSERT INTO events
-             SELECT $1, owner, hash(owner) AS oh, payload FROM (
-               SELECT coalesce(s.contact_a, r.owner) AS owner, s.payload
-               FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
-               WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
-               {unpended}
-             ) ORDER BY oh, owner"
-        ),
-        [ws],
-    )?;
+    let rows = format!(
+        "SELECT owner, hash(owner) AS oh, payload FROM (
+           SELECT coalesce(s.contact_a, r.owner) AS owner, s.payload
+           FROM stage s LEFT JOIN resolved r ON r.idx = s.idx
+           WHERE s.rank > 0 AND (s.contact_a IS NOT NULL OR r.owner IS NOT NULL)
+           {unpended}
+         )"
+    );
+    if events <= sorted_at_once {
+        conn.execute(
+            &format!("INSERT INTO events SELECT $1, * FROM ({rows}) ORDER BY oh, owner"),
+            [ws],
+        )?;
+    } else {
+        // Sorted a hash range at a time: one sort of millions of packed events (long
+        // strings) ran out of DuckDB's memory limit at L instead of spilling. The
+        // ranges follow each other, so the table ends up in hash order all the same.
+        conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE filed AS {rows}"))?;
+        for (lo, hi) in hash_parts(events, sorted_at_once) {
+            conn.execute(
+                &format!(
+                    "INSERT INTO events SELECT $1, * FROM filed
+                     WHERE oh BETWEEN {lo} AND {hi} ORDER BY oh, owner"
+                ),
+                [ws],
+            )?;
+        }
+        conn.execute_batch("DROP TABLE filed")?;
+    }
     phase("events");
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE touched AS

@@ -140,8 +140,9 @@ pub struct DuckStore {
     origin: Mutex<Connection>,
     /// Idle reader connections, reused by the next read.
     readers: Mutex<Vec<Connection>>,
-    /// Contacts derived together at most; see [`DuckStore::with_part_contacts`].
-    part_contacts: u64,
+    /// Contacts derived together, events sorted together at most; see
+    /// [`DuckStore::with_part_contacts`].
+    sizes: ingest::Sizes,
 }
 
 /// A reader connection lent by the pool, inside its transaction; it goes back when
@@ -276,7 +277,7 @@ impl DuckStore {
             writer: Mutex::new(conn),
             origin: Mutex::new(origin),
             readers: Mutex::new(Vec::new()),
-            part_contacts: ingest::PART_CONTACTS,
+            sizes: ingest::Sizes::default(),
         };
         store.migrate(&lock(&store.writer))?;
         Ok(store)
@@ -337,11 +338,16 @@ impl DuckStore {
         Ok(out)
     }
 
-    /// Derives at most `n` contacts together (at least 1): tests use a tiny value so
-    /// that small data crosses the boundaries of hash ranges and group chunks.
+    /// Derives at most `n` contacts together (at least 1), and sorts at most `500 × n`
+    /// events together into the log: tests use a tiny value so that small data crosses
+    /// the boundaries of hash ranges, group chunks and sorted ranges.
     #[doc(hidden)]
     pub fn with_part_contacts(mut self, n: u64) -> DuckStore {
-        self.part_contacts = n.max(1);
+        let n = n.max(1);
+        self.sizes = ingest::Sizes {
+            part_contacts: n,
+            sorted_at_once: n.saturating_mul(500),
+        };
         self
     }
 
@@ -407,7 +413,7 @@ impl DuckStore {
                     &ws.id,
                     &mut lines.as_slice(),
                     &mut |_| {},
-                    self.part_contacts,
+                    self.sizes,
                     ingest::Derive::Now,
                 )?;
             }
@@ -512,7 +518,7 @@ impl Store for DuckStore {
                 workspace,
                 input,
                 progress,
-                self.part_contacts,
+                self.sizes,
                 ingest::Derive::Now,
             )
         })
@@ -531,7 +537,7 @@ impl Store for DuckStore {
                 workspace,
                 input,
                 progress,
-                self.part_contacts,
+                self.sizes,
                 ingest::Derive::Deferred,
             )
         })
@@ -540,14 +546,14 @@ impl Store for DuckStore {
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::settle(conn, workspace, self.part_contacts)
+            ingest::settle(conn, workspace, self.sizes.part_contacts)
         })
     }
 
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::rebuild(conn, workspace, self.part_contacts)
+            ingest::rebuild(conn, workspace, self.sizes.part_contacts)
         })
     }
 
