@@ -86,7 +86,19 @@ pub(crate) fn ingest(
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
-    let ids = listed(conn, "e.h", "SELECT DISTINCT hash(id) FROM stage")?;
+    let mut ids = listed(conn, "e.h", "SELECT DISTINCT hash(id) FROM stage")?;
+    if ids.starts_with(" AND e.h IN") {
+        // A few ids: first which of their hashes are stored at all, reading only the
+        // hash column; the ids themselves are compared for those alone (usually none).
+        ids = listed(
+            conn,
+            "e.h",
+            &format!(
+                "SELECT DISTINCT e.h FROM event_ids e WHERE e.workspace = '{}'{ids}",
+                ws.replace('\'', "''")
+            ),
+        )?;
+    }
     let rejected = conn.execute(
         &format!(
             "DELETE FROM stage WHERE idx IN (
@@ -276,8 +288,10 @@ fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreErr
 }
 
 /// Events appended to `events` in one sort at most; a larger batch is sorted a hash
-/// range at a time.
-const SORTED_AT_ONCE: u64 = 1_000_000;
+/// range at a time. M's 2.19M packed events sort at once within the 1 GB limit, L's
+/// 21.8M did not (out of memory instead of spilling); each range costs a scan of the
+/// batch's packed events, so ranges are as large as is known to fit.
+const SORTED_AT_ONCE: u64 = 2_000_000;
 
 /// Bits of the ranks (`Body::rank`) a batch holds, as `StageBuilder::ranks` sets them.
 const R_DIRECTORY: u16 = 1 << 0;
