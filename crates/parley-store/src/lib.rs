@@ -422,6 +422,20 @@ impl DuckStore {
         })
     }
 
+    /// Ingests a batch into a known workspace on the writer, deriving its facts `when`.
+    fn ingest_when(
+        &self,
+        workspace: &str,
+        input: &mut dyn BufRead,
+        progress: &mut dyn FnMut(Progress),
+        when: ingest::Derive,
+    ) -> Result<IngestSummary, StoreError> {
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            ingest::ingest(conn, workspace, input, progress, self.sizes, when)
+        })
+    }
+
     /// Runs `f` on the writer connection in one transaction, after any write before it.
     fn write<T>(
         &self,
@@ -511,17 +525,7 @@ impl Store for DuckStore {
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
-        self.write(|conn| {
-            known_workspace(conn, workspace)?;
-            ingest::ingest(
-                conn,
-                workspace,
-                input,
-                progress,
-                self.sizes,
-                ingest::Derive::Now,
-            )
-        })
+        self.ingest_when(workspace, input, progress, ingest::Derive::Now)
     }
 
     fn ingest_deferred(
@@ -530,17 +534,7 @@ impl Store for DuckStore {
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
-        self.write(|conn| {
-            known_workspace(conn, workspace)?;
-            ingest::ingest(
-                conn,
-                workspace,
-                input,
-                progress,
-                self.sizes,
-                ingest::Derive::Deferred,
-            )
-        })
+        self.ingest_when(workspace, input, progress, ingest::Derive::Deferred)
     }
 
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
