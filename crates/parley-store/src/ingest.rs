@@ -121,12 +121,15 @@ pub(crate) fn ingest(
     match when {
         Derive::Deferred => {
             if accepted > 0 {
-                conn.execute("INSERT INTO dirty SELECT $1, contact FROM touched", [ws])?;
+                conn.execute(
+                    &format!("INSERT INTO dirty SELECT $1, contact, {ranks} FROM touched"),
+                    [ws],
+                )?;
                 conn.execute_batch("DROP TABLE touched")?;
             }
         }
         Derive::Now => {
-            settle(conn, ws, sizes.part_contacts)?;
+            settle(conn, ws, sizes.part_contacts, ranks)?;
             kill_point("derived");
             phase("derive");
         }
@@ -138,10 +141,22 @@ pub(crate) fn ingest(
     })
 }
 
-/// Derives the facts of the contacts in `touched` (when an ingest left it) and of those
-/// a deferred ingest left in `dirty`; returns how many contacts that was, before groups.
-pub(crate) fn settle(conn: &Connection, ws: &str, part: u64) -> Result<u64, StoreError> {
+/// Derives the facts of the contacts in `touched` (when an ingest left it, with events
+/// of `ranks`) and of those a deferred ingest left in `dirty`; returns how many contacts
+/// that was, before groups.
+pub(crate) fn settle(
+    conn: &Connection,
+    ws: &str,
+    part: u64,
+    ranks: u16,
+) -> Result<u64, StoreError> {
     conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched (contact VARCHAR)")?;
+    let waiting: Option<i64> = conn.query_row(
+        "SELECT bit_or(ranks) FROM dirty WHERE workspace = $1",
+        [ws],
+        |r| r.get(0),
+    )?;
+    let ranks = ranks | waiting.unwrap_or(0) as u16;
     let deferred = conn.execute(
         "INSERT INTO touched SELECT contact FROM dirty WHERE workspace = $1",
         [ws],
@@ -156,7 +171,7 @@ pub(crate) fn settle(conn: &Connection, ws: &str, part: u64) -> Result<u64, Stor
         conn.execute_batch("DROP TABLE touched")?;
         return Ok(0);
     }
-    derive_touched(conn, ws, part)?;
+    derive_touched(conn, ws, part, &affected_tables(ranks))?;
     Ok(n as u64)
 }
 
@@ -623,7 +638,7 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), Stor
          SELECT DISTINCT owner AS contact FROM events WHERE workspace = $1",
         [ws],
     )?;
-    derive_touched(conn, ws, part)?;
+    derive_touched(conn, ws, part, crate::schema::FACT_TABLES)?;
     rebuild_user_teams(conn, ws)?;
     Ok(())
 }
@@ -680,6 +695,7 @@ fn derive_part(
     ws: &str,
     sql: &str,
     staged: &mut usize,
+    tables: &[&'static str],
 ) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     phase("part listed");
@@ -712,7 +728,7 @@ fn derive_part(
     let t2 = std::time::Instant::now();
     phase("part walk");
     for batches in derived {
-        stage_facts(conn, batches?, staged)?;
+        stage_facts(conn, batches?, staged, tables)?;
     }
     phase("part staged");
     profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
@@ -768,8 +784,37 @@ fn hash_parts(n: u64, part: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Re-derives the facts of every contact in `touched` and of everyone walked with them.
-fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreError> {
+/// The fact tables that events of `ranks` can change for the contacts walking them: a
+/// receipt changes only its message (status, instants) and so the connections (a failed
+/// message does not connect); a close changes its conversation and which conversation
+/// later messages and assignments belong to. Any other kind may change every table
+/// (new contacts, activities, ties between contacts), so all are replaced.
+fn affected_tables(ranks: u16) -> Vec<&'static str> {
+    if ranks & !(R_STATUS | R_CLOSED | R_DIRECTORY) != 0 || ranks == 0 {
+        return crate::schema::FACT_TABLES.to_vec();
+    }
+    let status = ranks & R_STATUS != 0;
+    let closed = ranks & R_CLOSED != 0;
+    crate::schema::FACT_TABLES
+        .iter()
+        .copied()
+        .filter(|t| match *t {
+            "messages" => status || closed,
+            "connections" => status,
+            "conversations" | "assignments" => closed,
+            _ => false,
+        })
+        .collect()
+}
+
+/// Re-derives the facts of every contact in `touched` and of everyone walked with them,
+/// replacing their rows in `tables` (the others cannot have changed).
+fn derive_touched(
+    conn: &Connection,
+    ws: &str,
+    part: u64,
+    tables: &[&'static str],
+) -> Result<(), StoreError> {
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE dset AS
          SELECT t.contact, hash(t.contact) AS h, g.grp FROM (
@@ -784,7 +829,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
     phase("dset");
     let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
     phase("dset listed");
-    for table in crate::schema::FACT_TABLES {
+    for table in tables {
         conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE workspace = $1{contacts}
@@ -818,6 +863,7 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                      WHERE e.workspace = $1 AND e.oh BETWEEN {lo} AND {hi}{owners}"
                 ),
                 &mut staged,
+                tables,
             )?;
         }
     }
@@ -859,10 +905,11 @@ fn derive_touched(conn: &Connection, ws: &str, part: u64) -> Result<(), StoreErr
                  WHERE e.workspace = $1{owners}"
             ),
             &mut staged,
+            tables,
         )?;
         start = end;
     }
-    flush_facts(conn)?;
+    flush_facts(conn, tables)?;
     conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;
     Ok(())
 }
@@ -877,8 +924,12 @@ fn stage_facts(
     conn: &Connection,
     batches: Vec<(&str, RecordBatch)>,
     staged: &mut usize,
+    tables: &[&'static str],
 ) -> Result<(), StoreError> {
     for (table, batch) in batches {
+        if !tables.contains(&&table[2..]) {
+            continue;
+        }
         if table == "f_messages" {
             *staged += batch.num_rows();
         }
@@ -887,17 +938,17 @@ fn stage_facts(
         app.flush()?;
     }
     if *staged >= FACT_FLUSH_ROWS {
-        flush_facts(conn)?;
+        flush_facts(conn, tables)?;
         *staged = 0;
     }
     Ok(())
 }
 
 /// Copies the staged facts into the fact tables with their contact hash, in hash order.
-fn flush_facts(conn: &Connection) -> Result<(), StoreError> {
+fn flush_facts(conn: &Connection, tables: &[&'static str]) -> Result<(), StoreError> {
     kill_point("flushing");
     phase("before flush");
-    for table in crate::schema::FACT_TABLES {
+    for table in tables {
         conn.execute_batch(&format!(
             "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
              DELETE FROM f_{table};"

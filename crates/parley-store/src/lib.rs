@@ -540,7 +540,7 @@ impl Store for DuckStore {
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::settle(conn, workspace, self.sizes.part_contacts)
+            ingest::settle(conn, workspace, self.sizes.part_contacts, 0)
         })
     }
 

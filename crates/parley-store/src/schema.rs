@@ -302,6 +302,15 @@ DROP TABLE pending;
 ALTER TABLE pending_packed RENAME TO pending;
 "#,
     ),
+    (
+        5,
+        r#"
+-- The kinds of event (bit r for `Body::rank` r) that made a contact dirty: a settle of
+-- receipts and closes only replaces the fact tables they can change. Rows from before
+-- say "every kind".
+ALTER TABLE dirty ADD COLUMN ranks USMALLINT NOT NULL DEFAULT 65535;
+"#,
+    ),
 ];
 
 /// The fact tables, each derived from the event log and rebuildable from it.

@@ -1191,3 +1191,88 @@ fn a_failed_read_leaves_the_reader_pool_usable() {
         assert_eq!(p["total"], 1);
     }
 }
+
+/// Batches of only closes or only receipts replace just the fact tables those can change
+/// (a late close moves later messages and assignments out of its conversation; a failed,
+/// then delivered receipt takes a connection away and back): every document must still
+/// equal the whole ingest's, derived at once or deferred.
+#[test]
+fn close_only_and_receipt_only_batches_give_the_whole_ingests_documents() {
+    let e = |id: &str, v: Value| {
+        let mut v = v;
+        v["id"] = json!(id);
+        v.to_string()
+    };
+    let a = vec![
+        e(
+            "a1",
+            json!({"type": "conversation.opened", "at": "2026-01-05T10:00:00Z", "conversation_id": "cv1", "contact_id": "c1", "source": "contact", "channel_id": "wa"}),
+        ),
+        e(
+            "a2",
+            json!({"type": "message.received", "at": "2026-01-05T10:01:00Z", "message_id": "m1", "contact_id": "c1", "channel_id": "wa", "content": {"type": "text", "text": "hi"}}),
+        ),
+        e(
+            "a3",
+            json!({"type": "contact.assigned", "at": "2026-01-05T10:02:00Z", "contact_id": "c1", "assignee_id": "u0", "source": "user", "by_user_id": "u1"}),
+        ),
+        e(
+            "a4",
+            json!({"type": "message.sent", "at": "2026-01-05T10:03:00Z", "message_id": "m2", "contact_id": "c1", "channel_id": "tg", "source": "user", "user_id": "u0", "message_type": "session", "content": {"type": "text", "text": "a"}}),
+        ),
+        e(
+            "a5",
+            json!({"type": "message.sent", "at": "2026-01-05T10:04:00Z", "message_id": "m3", "contact_id": "c1", "channel_id": "wa", "source": "bot", "message_type": "session", "content": {"type": "text", "text": "b"}}),
+        ),
+    ];
+    let b = vec![e(
+        "b1",
+        json!({"type": "conversation.closed", "at": "2026-01-05T10:01:30Z", "conversation_id": "cv1", "source": "user", "user_id": "u0", "category": "Sales"}),
+    )];
+    let c = vec![
+        e(
+            "c1",
+            json!({"type": "message.status", "at": "2026-01-05T10:05:00Z", "message_id": "m2", "status": "failed", "error": "131047"}),
+        ),
+        e(
+            "c2",
+            json!({"type": "message.status", "at": "2026-01-05T10:06:00Z", "message_id": "m3", "status": "read"}),
+        ),
+    ];
+    let d = vec![e(
+        "d1",
+        json!({"type": "message.status", "at": "2026-01-05T10:07:00Z", "message_id": "m2", "status": "delivered"}),
+    )];
+    let batches = [&a, &b, &c, &d];
+    // After each batch: the documents of one ingest of every event so far.
+    let prefix = |k: usize| {
+        let whole = store("UTC");
+        let lines: Vec<String> = batches[..k]
+            .iter()
+            .flat_map(|x| x.iter().cloned())
+            .collect();
+        ingest(&whole, &lines).unwrap();
+        day_documents(&whole)
+    };
+    let now = store("UTC");
+    let mut seen = Vec::new();
+    for (k, batch) in batches.iter().enumerate() {
+        ingest(&now, batch).unwrap();
+        seen.push(day_documents(&now));
+        assert_eq!(seen[k], prefix(k + 1), "after batch {k}");
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] != w[1]),
+        "each batch changes some document"
+    );
+    let want = prefix(4);
+    let deferred = store("UTC");
+    ingest(&deferred, &a).unwrap();
+    for batch in [&b, &c, &d] {
+        let text = batch.join("\n");
+        deferred
+            .ingest_deferred("w", &mut text.as_bytes(), &mut |_| {})
+            .unwrap();
+    }
+    assert_eq!(day_documents(&deferred), want);
+}
