@@ -86,19 +86,20 @@ pub(crate) fn ingest(
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
-    let mut ids = listed(conn, "e.h", "SELECT DISTINCT hash(id) FROM stage")?;
-    if ids.starts_with(" AND e.h IN") {
+    let mut hashes = few_hashes(conn, "SELECT DISTINCT hash(id) FROM stage", [])?;
+    if hashes.as_ref().is_some_and(|h| !h.is_empty()) {
         // A few ids: first which of their hashes are stored at all, reading only the
         // hash column; the ids themselves are compared for those alone (usually none).
-        ids = listed(
+        hashes = few_hashes(
             conn,
-            "e.h",
             &format!(
-                "SELECT DISTINCT e.h FROM event_ids e WHERE e.workspace = '{}'{ids}",
-                ws.replace('\'', "''")
+                "SELECT DISTINCT e.h FROM event_ids e WHERE e.workspace = ?{}",
+                in_list("e.h", &hashes)
             ),
+            [ws],
         )?;
     }
+    let ids = in_list("e.h", &hashes);
     let rejected = conn.execute(
         &format!(
             "DELETE FROM stage WHERE idx IN (
@@ -283,23 +284,38 @@ fn stage_batch(
 /// Keys looked up by an explicit list at most: past it, a join.
 const LISTED_KEYS: usize = 2_000;
 
-/// ` AND {column} IN (…)` with the hashes `sql` yields, when there are few of them;
-/// empty otherwise. DuckDB skips the row groups whose min/max excludes every value of a
-/// constant list, while a join with a small table hands the scan only the min and max of
-/// its keys, which random hashes spread over the whole table.
-fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreError> {
+/// The hashes `sql` yields (with `params`), or `None` when there are more than
+/// `LISTED_KEYS` of them.
+fn few_hashes(
+    conn: &Connection,
+    sql: &str,
+    params: impl duckdb::Params,
+) -> Result<Option<Vec<u64>>, StoreError> {
     let mut stmt = conn.prepare(&format!("{sql} LIMIT {}", LISTED_KEYS + 1))?;
     let hashes: Vec<u64> = stmt
-        .query_map([], |r| r.get::<_, u64>(0))?
+        .query_map(params, |r| r.get::<_, u64>(0))?
         .collect::<Result<_, _>>()?;
-    if hashes.is_empty() {
-        return Ok(" AND FALSE".to_string());
+    Ok((hashes.len() <= LISTED_KEYS).then_some(hashes))
+}
+
+/// ` AND {column} IN (…)` with `hashes` when there are few of them (` AND FALSE` for
+/// none), empty otherwise. DuckDB skips the row groups whose min/max excludes every
+/// value of a constant list, while a join with a small table hands the scan only the
+/// min and max of its keys, which random hashes spread over the whole table.
+fn in_list(column: &str, hashes: &Option<Vec<u64>>) -> String {
+    match hashes {
+        None => String::new(),
+        Some(h) if h.is_empty() => " AND FALSE".to_string(),
+        Some(h) => {
+            let list: Vec<String> = h.iter().map(u64::to_string).collect();
+            format!(" AND {column} IN ({})", list.join(", "))
+        }
     }
-    if hashes.len() > LISTED_KEYS {
-        return Ok(String::new());
-    }
-    let list: Vec<String> = hashes.iter().map(u64::to_string).collect();
-    Ok(format!(" AND {column} IN ({})", list.join(", ")))
+}
+
+/// `in_list` of the hashes `sql` yields.
+fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreError> {
+    Ok(in_list(column, &few_hashes(conn, sql, [])?))
 }
 
 /// Events appended to `events` in one sort at most; a larger batch is sorted a hash

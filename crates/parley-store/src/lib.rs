@@ -146,7 +146,7 @@ pub struct DuckStore {
 }
 
 /// A reader connection lent by the pool, inside its transaction; it goes back when
-/// dropped, its transaction rolled back unless `commit` ended it.
+/// dropped, its transaction rolled back unless `run` committed it.
 struct Reader<'a> {
     conn: Option<Connection>,
     pool: &'a Mutex<Vec<Connection>>,
@@ -156,10 +156,15 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn commit(mut self) -> Result<(), StoreError> {
+    /// `f` on this connection, then the transaction committed.
+    fn run<T>(
+        mut self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let out = f(&self)?;
         self.open = false;
         self.execute_batch("COMMIT")?;
-        Ok(())
+        Ok(out)
     }
 }
 
@@ -196,10 +201,9 @@ pub(crate) fn phases_on() -> bool {
 
 /// With `PARLEY_PHASES`, prints the time since the previous phase ended.
 pub(crate) fn phase(name: &str) {
-    use std::sync::Mutex;
     static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
     if phases_on() {
-        let mut last = LAST.lock().unwrap();
+        let mut last = lock(&LAST);
         let now = std::time::Instant::now();
         if let Some(t) = *last {
             eprintln!("phase {name}: {:.3} s", (now - t).as_secs_f64());
@@ -318,9 +322,7 @@ impl DuckStore {
                 |r| r.get(0),
             )?;
             if waiting == 0 {
-                let out = f(&reader)?;
-                reader.commit()?;
-                return Ok(out);
+                return reader.run(f);
             }
             drop(reader);
             self.settle(ws)?;
@@ -332,10 +334,7 @@ impl DuckStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let reader = self.reader()?;
-        let out = f(&reader)?;
-        reader.commit()?;
-        Ok(out)
+        self.reader()?.run(f)
     }
 
     /// Derives at most `n` contacts together (at least 1), and sorts at most `500 × n`
