@@ -648,6 +648,7 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), Stor
     for table in crate::schema::FACT_TABLES {
         conn.execute(&format!("DELETE FROM {table} WHERE workspace = $1"), [ws])?;
     }
+    crate::cubes::clear(conn, ws)?;
     conn.execute("DELETE FROM dirty WHERE workspace = $1", [ws])?;
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE touched AS
@@ -744,7 +745,7 @@ fn derive_part(
     let t2 = std::time::Instant::now();
     phase("part walk");
     for batches in derived {
-        stage_facts(conn, batches?, staged, tables)?;
+        stage_facts(conn, ws, batches?, staged, tables)?;
     }
     phase("part staged");
     profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
@@ -845,14 +846,14 @@ fn derive_touched(
     phase("dset");
     let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
     phase("dset listed");
+    crate::cubes::begin(conn)?;
+    let walked = format!(
+        "workspace = $1{contacts}
+         AND ch IN (SELECT h FROM dset) AND contact_id IN (SELECT contact FROM dset)"
+    );
     for table in tables {
-        conn.execute(
-            &format!(
-                "DELETE FROM {table} WHERE workspace = $1{contacts}
-                   AND ch IN (SELECT h FROM dset) AND contact_id IN (SELECT contact FROM dset)"
-            ),
-            [ws],
-        )?;
+        crate::cubes::count(conn, table, table, &walked, -1, ws)?;
+        conn.execute(&format!("DELETE FROM {table} WHERE {walked}"), [ws])?;
         phase(table);
     }
     // Message rows staged in `f_messages` since the last copy into the fact tables.
@@ -925,7 +926,9 @@ fn derive_touched(
         )?;
         start = end;
     }
-    flush_facts(conn, tables)?;
+    flush_facts(conn, ws, tables)?;
+    crate::cubes::merge(conn, ws)?;
+    phase("cubes");
     conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;
     Ok(())
 }
@@ -938,6 +941,7 @@ const FACT_FLUSH_ROWS: usize = 200_000;
 /// grow; `staged` counts the message rows staged since the last copy.
 fn stage_facts(
     conn: &Connection,
+    ws: &str,
     batches: Vec<(&str, RecordBatch)>,
     staged: &mut usize,
     tables: &[&'static str],
@@ -954,17 +958,18 @@ fn stage_facts(
         app.flush()?;
     }
     if *staged >= FACT_FLUSH_ROWS {
-        flush_facts(conn, tables)?;
+        flush_facts(conn, ws, tables)?;
         *staged = 0;
     }
     Ok(())
 }
 
 /// Copies the staged facts into the fact tables with their contact hash, in hash order.
-fn flush_facts(conn: &Connection, tables: &[&'static str]) -> Result<(), StoreError> {
+fn flush_facts(conn: &Connection, ws: &str, tables: &[&'static str]) -> Result<(), StoreError> {
     kill_point("flushing");
     phase("before flush");
     for table in tables {
+        crate::cubes::count(conn, table, &format!("f_{table}"), "TRUE", 1, ws)?;
         conn.execute_batch(&format!(
             "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
              DELETE FROM f_{table};"

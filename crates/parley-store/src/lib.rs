@@ -3,6 +3,7 @@
 //! the data directory.
 
 mod columns;
+mod cubes;
 mod ingest;
 mod query;
 pub mod schema;
@@ -143,6 +144,8 @@ pub struct DuckStore {
     /// Contacts derived together, events sorted together at most; see
     /// [`DuckStore::with_part_contacts`].
     sizes: ingest::Sizes,
+    /// Whether reports may count from the cubes (`cubes.rs`); tests compare both ways.
+    cubes: bool,
 }
 
 /// A reader connection lent by the pool, inside its transaction; it goes back when
@@ -282,6 +285,7 @@ impl DuckStore {
             origin: Mutex::new(origin),
             readers: Mutex::new(Vec::new()),
             sizes: ingest::Sizes::default(),
+            cubes: true,
         };
         store.migrate(&lock(&store.writer))?;
         Ok(store)
@@ -350,6 +354,14 @@ impl DuckStore {
         self
     }
 
+    /// Whether reports may count from the cubes (the default) or only from the facts:
+    /// tests check that both ways give the same documents.
+    #[doc(hidden)]
+    pub fn with_cubes(mut self, on: bool) -> DuckStore {
+        self.cubes = on;
+        self
+    }
+
     fn migrate(&self, conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT NOT NULL)",
@@ -361,7 +373,10 @@ impl DuckStore {
         )?;
         for (version, sql) in schema::MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
             in_transaction(conn, || {
-                conn.execute_batch(&sql.replace("{PACK}", &columns::pack_sql()))?;
+                conn.execute_batch(
+                    &sql.replace("{PACK}", &columns::pack_sql())
+                        .replace("{CUBES}", &cubes::create_sql()),
+                )?;
                 conn.execute("INSERT INTO schema_migrations VALUES (?)", [version])?;
                 if *version == 2 {
                     conn.execute(
@@ -551,7 +566,7 @@ impl Store for DuckStore {
     }
 
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {
-        self.read_settled(&q.workspace.id, |conn| query::report(conn, q))
+        self.read_settled(&q.workspace.id, |conn| query::report(conn, q, self.cubes))
     }
 
     fn log_page(

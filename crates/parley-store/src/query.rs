@@ -41,6 +41,8 @@ struct Source {
     team_join: &'static str,
     rows: &'static str,
     t: &'static str,
+    /// Whether `from` is a cube (`cubes.rs`): each row counts `x.n` fact rows.
+    cube: bool,
 }
 
 impl Source {
@@ -92,7 +94,46 @@ fn source(ds: Dataset, filters: &Filters) -> Source {
         team_join: join,
         rows,
         t,
+        cube: false,
     }
+}
+
+/// Whether every row's slot (`cubes::SLOT_MICROS`) lies in the same bucket, range and
+/// local hour as the row: the range's ends, every bucket edge, every change of UTC
+/// offset in the range and every offset fall on slot edges.
+fn slot_aligned(range: &Range, buckets: &[Bucket]) -> bool {
+    let edge = |micros: i64| micros.rem_euclid(crate::cubes::SLOT_MICROS) == 0;
+    edge(range.start.micros())
+        && edge(range.end.micros())
+        && buckets
+            .iter()
+            .all(|b| edge(b.start.micros()) && edge(b.end.micros()))
+        && range
+            .offset_segments()
+            .iter()
+            .enumerate()
+            .all(|(i, (from, off))| (i == 0 || edge(from.micros())) && edge(off * 1_000_000))
+}
+
+/// The cube that counts a dataset's components, when it has every filter's and every
+/// key's dimension and the range falls on its slots.
+fn cube_source(q: &Query, ds: Dataset, needs: &Needs, aligned: bool) -> Option<Source> {
+    let cube = crate::cubes::of(ds)?;
+    let served = aligned
+        && q.filters
+            .0
+            .keys()
+            .all(|name| name != "contact" && cube.has(dimension(ds, name)))
+        && needs.keys.iter().all(|(key, tagged)| {
+            cube.has(key_column(*key)) && (!tagged || cube.has("x.message_type"))
+        });
+    served.then(|| Source {
+        from: format!("{} x", cube.table),
+        team_join: "",
+        rows: "TRUE",
+        t: "x.slot",
+        cube: true,
+    })
 }
 
 /// The column of a filter's dimension in a dataset.
@@ -346,9 +387,10 @@ fn count_dataset(
     how: &Bucketing,
     ds: Dataset,
     needs: &Needs,
+    aligned: bool,
 ) -> Result<Counts, StoreError> {
     let n = buckets.len();
-    let src = source(ds, &q.filters);
+    let src = cube_source(q, ds, needs, aligned).unwrap_or_else(|| source(ds, &q.filters));
     let (cond, params) = where_clause(q, ds, &src);
     let (bucket_expr, join) = match how {
         Bucketing::Arithmetic(expr) => (expr.replace("{t}", src.t), String::new()),
@@ -367,6 +409,15 @@ fn count_dataset(
     for (i, (key, _)) in needs.keys.iter().enumerate() {
         inner.push(format!("{} AS k{i}", key_column(*key)));
     }
+    let (count, tagged_count) = if src.cube {
+        inner.push("x.n AS n".to_string());
+        (
+            "sum(n)::BIGINT",
+            "coalesce(sum(n) FILTER (WHERE tagged), 0)::BIGINT",
+        )
+    } else {
+        ("count(*)", "count(*) FILTER (WHERE tagged)")
+    };
     let tagged = needs.keys.iter().any(|(_, t)| *t);
     inner.push(if tagged {
         format!("{TAGGED} AS tagged")
@@ -390,7 +441,7 @@ fn count_dataset(
     };
     let b = if by_bucket { "b" } else { "NULL" };
     let sql = format!(
-        "SELECT {l}, {b}{keys}, count(*), count(*) FILTER (WHERE tagged) FROM (
+        "SELECT {l}, {b}{keys}, {count}, {tagged_count} FROM (
            SELECT {inner} FROM {from} {join} WHERE {cond}
          ) GROUP BY {grouping}",
         inner = inner.join(", "),
@@ -437,10 +488,12 @@ pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreE
     Ok(Directory::from_events(&load_directory_events(conn, ws)?))
 }
 
-pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreError> {
+/// A report; `cubes` lets datasets be counted from their cubes where they can be.
+pub(crate) fn report(conn: &Connection, q: &Query, cubes: bool) -> Result<ReportDoc, StoreError> {
     let dir = directory(conn, &q.workspace.id)?;
     let buckets = q.range.buckets();
     let how = bucketing(&q.range, &buckets);
+    let aligned = cubes && slot_aligned(&q.range, &buckets);
     // What each dataset must count, for the components whose filters apply.
     let mut needs: Vec<(Dataset, Needs)> = Vec::new();
     fn need(needs: &mut Vec<(Dataset, Needs)>, ds: Dataset) -> &mut Needs {
@@ -476,7 +529,7 @@ pub(crate) fn report(conn: &Connection, q: &Query) -> Result<ReportDoc, StoreErr
     }
     let counts: Vec<Counts> = needs
         .iter()
-        .map(|(ds, n)| count_dataset(conn, q, &buckets, &how, *ds, n))
+        .map(|(ds, n)| count_dataset(conn, q, &buckets, &how, *ds, n, aligned))
         .collect::<Result<_, _>>()?;
     let of = |ds: Dataset| -> &Counts {
         &counts[needs.iter().position(|(d, _)| *d == ds).expect("counted")]
@@ -856,4 +909,32 @@ pub(crate) fn export(
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_core::time::{parse_date, parse_zone};
+
+    fn aligned(zone: &str, from: &str, to: &str) -> bool {
+        let tz = parse_zone(zone).unwrap();
+        let range = Range::custom(parse_date(from).unwrap(), parse_date(to).unwrap(), &tz).unwrap();
+        slot_aligned(&range, &range.buckets())
+    }
+
+    /// Cubes count by 15-minute slots: ranges in zones whose offsets and changes fall on
+    /// slot edges may use them (DST days, half-hour and 45-minute offsets, hour buckets),
+    /// a zone with a local-mean-time offset may not.
+    #[test]
+    fn ranges_use_cubes_only_where_every_edge_is_a_slot_edge() {
+        assert!(aligned("Europe/Madrid", "2026-03-29", "2026-03-29"));
+        assert!(aligned("Europe/Madrid", "2026-10-01", "2026-11-30"));
+        assert!(aligned("Asia/Kathmandu", "2026-01-05", "2026-01-06"));
+        assert!(aligned("Australia/Lord_Howe", "2026-04-05", "2026-04-05"));
+        assert!(aligned("America/St_Johns", "2025-01-01", "2026-12-31"));
+        // Monrovia kept UTC-0:44:30 until 1972.
+        assert!(!aligned("Africa/Monrovia", "1971-06-01", "1971-06-03"));
+        // Amsterdam changed from +0:19:32 to +0:20 in 1937, mid-day.
+        assert!(!aligned("Europe/Amsterdam", "1937-06-30", "1937-07-01"));
+    }
 }

@@ -311,6 +311,14 @@ ALTER TABLE pending_packed RENAME TO pending;
 ALTER TABLE dirty ADD COLUMN ranks USMALLINT NOT NULL DEFAULT 65535;
 "#,
     ),
+    (
+        6,
+        r#"
+-- Pre-aggregated counts per 15-minute slot (`cubes.rs`), filled from the facts.
+-- The statements below are `cubes::create_sql()`.
+{CUBES}
+"#,
+    ),
 ];
 
 /// The fact tables, each derived from the event log and rebuildable from it.

@@ -922,6 +922,26 @@ fn arb_event() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Random events as lines, each with its own id.
+fn numbered(events: Vec<Value>) -> Vec<String> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e["id"] = json!(format!("e{i:03}"));
+            e.to_string()
+        })
+        .collect()
+}
+
+/// Where batches of `n` lines start and end: 0, the cuts (sorted, at most `n`), `n`.
+fn batch_bounds(cuts: Vec<usize>, n: usize) -> Vec<usize> {
+    let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(n)).collect();
+    bounds.extend([0, n]);
+    bounds.sort();
+    bounds
+}
+
 fn day_documents(s: &DuckStore) -> Vec<Value> {
     let mut docs = Vec::new();
     for r in Report::ALL {
@@ -944,19 +964,10 @@ proptest! {
         cuts in prop::collection::vec(0usize..60, 0..6),
         modes in prop::collection::vec(0u8..4, 7),
     ) {
-        let lines: Vec<String> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut e)| {
-                e["id"] = json!(format!("e{i:03}"));
-                e.to_string()
-            })
-            .collect();
+        let lines = numbered(events);
         let whole = store("UTC");
         ingest(&whole, &lines).unwrap();
-        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(lines.len())).collect();
-        bounds.extend([0, lines.len()]);
-        bounds.sort();
+        let bounds = batch_bounds(cuts, lines.len());
         // Each batch is derived at once, deferred, deferred then settled, or deferred
         // then read (a read settles first).
         let batched = store_parts("UTC", 2);
@@ -1275,4 +1286,104 @@ fn close_only_and_receipt_only_batches_give_the_whole_ingests_documents() {
             .unwrap();
     }
     assert_eq!(day_documents(&deferred), want);
+}
+
+/// A random event over three days and every hour, with several values of each cube
+/// dimension (channels, sources, categories, message types and statuses).
+fn arb_spread_event() -> impl Strategy<Value = Value> {
+    let contact = || (0..6u8).prop_map(|c| format!("c{c}"));
+    let at = || {
+        (5..8u8, 0..24u8, 0..60u8).prop_map(|(d, h, m)| format!("2026-01-{d:02}T{h:02}:{m:02}:00Z"))
+    };
+    let conv = || (0..6u8).prop_map(|c| format!("cv{c}"));
+    let msg = || (0..8u8).prop_map(|m| format!("m{m}"));
+    let ch = || prop::sample::select(vec!["wa", "tg"]);
+    prop_oneof![
+        (at(), conv(), contact(), ch(), prop::sample::select(vec!["contact", "user"])).prop_map(|(at, v, c, ch, s)| json!({"type": "conversation.opened", "at": at, "conversation_id": v, "contact_id": c, "source": s, "channel_id": ch, "user_id": "u1"})),
+        (at(), conv(), prop::sample::select(vec!["bot", "user"]), prop::sample::select(vec![Some("Sales"), Some("Help"), None])).prop_map(|(at, v, s, cat)| json!({"type": "conversation.closed", "at": at, "conversation_id": v, "source": s, "user_id": "u0", "category": cat})),
+        (at(), contact(), prop::sample::select(vec![Some("u0"), Some("u1"), None]), prop::sample::select(vec!["user", "workflow"])).prop_map(|(at, c, u, s)| json!({"type": "contact.assigned", "at": at, "contact_id": c, "assignee_id": u, "source": s, "by_user_id": "u1"})),
+        (at(), msg(), contact(), ch()).prop_map(|(at, m, c, ch)| json!({"type": "message.received", "at": at, "message_id": m, "contact_id": c, "channel_id": ch, "content": {"type": "text", "text": "q"}})),
+        (at(), msg(), contact(), prop::sample::select(vec!["user", "bot", "broadcast"]), ch(), prop::sample::select(vec![("session", None), ("whatsapp_template", Some("promo")), ("whatsapp_template", None)])).prop_map(|(at, m, c, s, ch, (ty, sub))| json!({"type": "message.sent", "at": at, "message_id": m, "contact_id": c, "channel_id": ch, "source": s, "user_id": "u0", "message_type": ty, "subtype": sub, "content": {"type": "image"}})),
+        (at(), msg(), prop::sample::select(vec!["delivered", "read", "failed"])).prop_map(|(at, m, s)| json!({"type": "message.status", "at": at, "message_id": m, "status": s})),
+        (at(), contact(), contact()).prop_map(|(at, a, b)| json!({"type": "contact.merged", "at": at, "primary_contact_id": a, "merged_contact_id": b, "user_id": "u1"})),
+        (at(), contact()).prop_map(|(at, c)| json!({"type": "contact.deleted", "at": at, "contact_id": c, "user_id": "u1"})),
+    ]
+}
+
+/// Filters a report may take, some served by its cubes and some not.
+fn cube_filters(r: Report) -> &'static [&'static str] {
+    match r {
+        Report::Conversations => &[
+            "opened_channel=wa",
+            "contact_type=new",
+            "opened_source=contact",
+            "category=Sales",
+            "category=-",
+            "closed_source=user",
+            "last_assignee=u0",
+            "contact=c1",
+        ],
+        Report::Messages => &["channel=wa", "source=bot", "type=session", "user=u0"],
+        Report::Contacts => &["source=user"],
+        Report::Assignments => &["source=user", "assignee=u0", "assignee=-"],
+    }
+}
+
+/// Every report over several ranges (hour, day and single-day buckets), unfiltered and
+/// with the filter pairs `picks` selects.
+fn cube_documents(s: &DuckStore, picks: &[(usize, usize)]) -> Vec<Value> {
+    let ranges = [
+        ("2026-01-04", "2026-01-08"),
+        ("2026-01-05", "2026-01-06"),
+        ("2026-01-06", "2026-01-06"),
+        ("2026-01-07", "2026-01-07"),
+    ];
+    let mut docs = Vec::new();
+    for r in Report::ALL {
+        let all = cube_filters(*r);
+        for (from, to) in ranges {
+            docs.push(report(s, *r, from, to, &[]));
+            for (a, b) in picks {
+                let (a, b) = (all[a % all.len()], all[b % all.len()]);
+                let filters: Vec<&str> = if a == b { vec![a] } else { vec![a, b] };
+                docs.push(report(s, *r, from, to, &filters));
+            }
+        }
+    }
+    docs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    /// Counting from the cubes gives the documents of counting the facts, in zones with
+    /// whole-hour, half-hour and 45-minute offsets and DST, after random batches (each
+    /// derived at once or deferred: the cubes follow every settle by deltas) and after a
+    /// rebuild.
+    #[test]
+    fn cubes_count_what_the_facts_count(
+        events in prop::collection::vec(arb_spread_event(), 1..80),
+        cuts in prop::collection::vec(0usize..80, 0..5),
+        deferred in prop::collection::vec(any::<bool>(), 6),
+        zone in prop::sample::select(vec!["UTC", "Europe/Madrid", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns"]),
+        picks in prop::collection::vec((0usize..8, 0usize..8), 3),
+    ) {
+        let lines = numbered(events);
+        let bounds = batch_bounds(cuts, lines.len());
+        let s = store_parts(zone, 2);
+        for (w, later) in bounds.windows(2).zip(&deferred) {
+            let text = lines[w[0]..w[1]].join("\n");
+            if *later {
+                s.ingest_deferred("w", &mut text.as_bytes(), &mut |_| {}).unwrap();
+            } else {
+                s.ingest("w", &mut text.as_bytes(), &mut |_| {}).unwrap();
+            }
+        }
+        let s = s.with_cubes(false);
+        let facts = cube_documents(&s, &picks);
+        let s = s.with_cubes(true);
+        prop_assert_eq!(&cube_documents(&s, &picks), &facts);
+        s.rebuild("w").unwrap();
+        prop_assert_eq!(&cube_documents(&s, &picks), &facts, "after rebuild");
+    }
 }
