@@ -3,12 +3,18 @@
 //! filters and keys are all cube dimensions, and whose range, buckets and UTC offsets all
 //! fall on slot edges, sums a cube instead of scanning the facts (`query::source`).
 //!
-//! Invariant: a cube holds exactly one row per (workspace, slot, dimensions) that has
-//! fact rows, with `n` their number, i.e. it equals [`Cube::aggregate_sql`] over the
-//! fact table. Derivation keeps it so (`derive_touched`): the rows a settle deletes are
-//! counted negatively, the rows it stages positively, into the scratch `d_*` tables;
-//! [`merge`] nets them and rewrites only the slots whose counts changed.
+//! Invariant: summed per (workspace, slot, dimensions), a cube's `n` is the number of
+//! fact rows with that key, as [`Cube::aggregate_sql`] counts them over the fact table. Derivation keeps it so (`derive_touched`): the rows a settle deletes are
+//! counted negatively, the rows it stages positively, in Rust ([`Deltas`]); [`apply`]
+//! appends the nonzero net changes, so a key may have several rows until the cube is
+//! compacted: the invariant is that each key's rows sum to its number of fact rows.
 
+use std::collections::HashMap;
+
+use duckdb::arrow::array::{Array, AsArray};
+use duckdb::arrow::datatypes::Int64Type;
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::types::Value;
 use duckdb::Connection;
 use parley_core::report::Dataset;
 
@@ -18,16 +24,28 @@ use crate::StoreError;
 /// it, so local hours, days and weeks start on slot edges.
 pub(crate) const SLOT_MICROS: i64 = 900_000_000;
 
+/// Which fact rows a cube counts, as Rust tests them (`Cube::rows` in SQL).
+#[derive(Clone, Copy)]
+pub(crate) enum Rows {
+    All,
+    Incoming,
+    Outgoing,
+    Closed,
+}
+
 /// One cube: which dataset it counts, from which fact rows, by which time column, and
 /// its dimensions (columns of the fact table, named as there).
 pub(crate) struct Cube {
     pub table: &'static str,
     pub dataset: Dataset,
     pub facts: &'static str,
-    /// The condition on a fact row `x` that puts it in the dataset.
+    /// The condition on a fact row `x` that puts it in the dataset, in SQL and in Rust.
     pub rows: &'static str,
+    pub keep: Rows,
     /// The time column of `x` that places the row in a slot.
     pub t: &'static str,
+    /// The columns `rows` and `t` read.
+    pub reads: &'static [&'static str],
     pub dims: &'static [&'static str],
 }
 
@@ -37,7 +55,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dataset: Dataset::Opened,
         facts: "conversations",
         rows: "TRUE",
+        keep: Rows::All,
         t: "x.opened_at",
+        reads: &["opened_at"],
         dims: &["opened_channel", "opened_source", "contact_type"],
     },
     Cube {
@@ -45,7 +65,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dataset: Dataset::Closed,
         facts: "conversations",
         rows: "x.closed_at IS NOT NULL",
+        keep: Rows::Closed,
         t: "x.closed_at",
+        reads: &["closed_at"],
         dims: &["category", "closed_source", "contact_type"],
     },
     Cube {
@@ -53,7 +75,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dataset: Dataset::Incoming,
         facts: "messages",
         rows: "x.incoming",
+        keep: Rows::Incoming,
         t: "x.at_us",
+        reads: &["incoming", "at_us"],
         dims: &["channel_id"],
     },
     Cube {
@@ -61,7 +85,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dataset: Dataset::Outgoing,
         facts: "messages",
         rows: "NOT x.incoming",
+        keep: Rows::Outgoing,
         t: "x.at_us",
+        reads: &["incoming", "at_us"],
         dims: &["channel_id", "source", "message_type", "subtype", "status"],
     },
     Cube {
@@ -69,7 +95,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dataset: Dataset::Assignments,
         facts: "assignments",
         rows: "TRUE",
+        keep: Rows::All,
         t: "x.at_us",
+        reads: &["at_us"],
         dims: &["source"],
     },
 ];
@@ -87,18 +115,13 @@ impl Cube {
             .is_some_and(|c| self.dims.contains(&c))
     }
 
-    fn dims_list(&self) -> String {
-        self.dims.join(", ")
-    }
-
-    /// The cube's rows counted over `from` (a fact table or its scratch copy, as `x`)
-    /// where `cond` holds, each count multiplied by `sign`.
-    pub fn aggregate_sql(&self, from: &str, cond: &str, sign: i64) -> String {
+    /// The cube's rows counted over the fact table `from` (as `x`) where `cond` holds.
+    pub fn aggregate_sql(&self, from: &str, cond: &str) -> String {
         let t = self.t;
         let dims: String = self.dims.iter().map(|d| format!(", x.{d}")).collect();
         format!(
             "SELECT x.workspace, {t} - ({t} % {SLOT_MICROS} + {SLOT_MICROS}) % {SLOT_MICROS} AS slot{dims},
-                    ({sign} * count(*))::BIGINT AS n
+                    count(*)::BIGINT AS n
              FROM {from} x WHERE {rows} AND ({cond}) GROUP BY ALL",
             rows = self.rows,
         )
@@ -106,105 +129,267 @@ impl Cube {
 }
 
 /// The SQL that creates every cube and fills it from the facts of every workspace (a
-/// migration).
+/// migration), with the table that tracks each cube's appended rows.
 pub(crate) fn create_sql() -> String {
-    CUBES
-        .iter()
-        .map(|c| {
-            format!(
-                "CREATE TABLE {} AS SELECT * FROM ({}) ORDER BY workspace, slot;\n",
-                c.table,
-                c.aggregate_sql(c.facts, "TRUE", 1)
-            )
-        })
-        .collect()
-}
-
-/// Creates (empty) the scratch delta table of every cube.
-pub(crate) fn begin(conn: &Connection) -> Result<(), StoreError> {
+    let mut sql = String::from(
+        "CREATE TABLE cube_tails (workspace VARCHAR NOT NULL, cube VARCHAR NOT NULL,
+           compacted BIGINT NOT NULL, appended BIGINT NOT NULL);\n",
+    );
     for c in CUBES {
-        conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE d_{t} AS SELECT * FROM {t} LIMIT 0",
-            t = c.table
-        ))?;
+        sql.push_str(&format!(
+            "CREATE TABLE {t} AS SELECT * FROM ({}) ORDER BY workspace, slot;
+             INSERT INTO cube_tails SELECT workspace, '{t}', count(*), 0 FROM {t} GROUP BY ALL;\n",
+            c.aggregate_sql(c.facts, "TRUE"),
+            t = c.table,
+        ));
     }
-    Ok(())
+    sql
 }
 
-/// Counts into the deltas of the cubes over `facts`, with `sign`, the rows of `from` (the
-/// fact table itself or its scratch copy) where `cond` holds; `$1` in `cond` is `ws`.
-pub(crate) fn count(
+/// The cubes counted from the fact tables `tables`.
+fn over<'a>(tables: &'a [&'static str]) -> impl Iterator<Item = &'static Cube> + 'a {
+    CUBES.iter().filter(|c| tables.contains(&c.facts))
+}
+
+/// Cubes have at most this many dimensions.
+const MAX_DIMS: usize = 5;
+
+/// A cube row's key: its slot and its dimensions' values.
+type Key<S> = (i64, [Option<S>; MAX_DIMS]);
+
+/// The net change of each cube row of one workspace, gathered in Rust from the fact rows
+/// a settle deletes (as the DELETE returns them) and stages (as derivation built them):
+/// a settle reads no fact row twice to keep the cubes.
+pub(crate) struct Deltas {
+    maps: Vec<HashMap<Key<Box<str>>, i64>>,
+    /// The columns of each fact table with cubes, in table order (as staged batches
+    /// have them).
+    columns: HashMap<&'static str, Vec<String>>,
+}
+
+impl Deltas {
+    /// Deltas of the cubes over `tables`.
+    pub fn new(conn: &Connection, tables: &[&'static str]) -> Result<Deltas, StoreError> {
+        let mut columns = HashMap::new();
+        for c in over(tables) {
+            if !columns.contains_key(c.facts) {
+                let mut stmt =
+                    conn.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid")?;
+                let names = stmt.query_map([c.facts], |r| r.get(0))?;
+                columns.insert(c.facts, names.collect::<Result<Vec<String>, _>>()?);
+            }
+        }
+        Ok(Deltas {
+            maps: vec![HashMap::new(); CUBES.len()],
+            columns,
+        })
+    }
+
+    /// Counts the rows of a staged batch of `table` (its columns in table order).
+    pub fn stage(&mut self, table: &str, batch: &RecordBatch) -> Result<(), StoreError> {
+        let Some(names) = self.columns.get(table).cloned() else {
+            return Ok(());
+        };
+        self.count(table, batch, &names, 1)
+    }
+
+    /// Adds `sign` for each row of `batch` (rows of `table`, its columns named by
+    /// `names`) to the cubes over `table`.
+    fn count(
+        &mut self,
+        table: &str,
+        batch: &RecordBatch,
+        names: &[String],
+        sign: i64,
+    ) -> Result<(), StoreError> {
+        let column = |name: &str| -> Result<&dyn Array, StoreError> {
+            names
+                .iter()
+                .position(|n| n == name)
+                .map(|i| batch.column(i).as_ref())
+                .ok_or_else(|| StoreError::Rows(format!("{table} has no column {name}")))
+        };
+        for (ci, c) in CUBES.iter().enumerate().filter(|(_, c)| c.facts == table) {
+            let t = column(c.t.trim_start_matches("x."))?.as_primitive::<Int64Type>();
+            let incoming = match c.keep {
+                Rows::Incoming | Rows::Outgoing => Some(column("incoming")?.as_boolean()),
+                _ => None,
+            };
+            let dims = c
+                .dims
+                .iter()
+                .map(|d| Ok(column(d)?.as_string::<i32>()))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut local: HashMap<Key<&str>, i64> = HashMap::new();
+            for row in 0..batch.num_rows() {
+                let kept = match c.keep {
+                    Rows::All => true,
+                    Rows::Closed => !t.is_null(row),
+                    Rows::Incoming => incoming.is_some_and(|a| a.value(row)),
+                    Rows::Outgoing => incoming.is_some_and(|a| !a.value(row)),
+                };
+                if !kept || t.is_null(row) {
+                    continue;
+                }
+                let at = t.value(row);
+                let mut key: [Option<&str>; MAX_DIMS] = [None; MAX_DIMS];
+                for (k, d) in key.iter_mut().zip(&dims) {
+                    *k = (!d.is_null(row)).then(|| d.value(row));
+                }
+                *local
+                    .entry((at - at.rem_euclid(SLOT_MICROS), key))
+                    .or_default() += sign;
+            }
+            let map = &mut self.maps[ci];
+            for ((slot, key), n) in local {
+                *map.entry((slot, key.map(|k| k.map(Box::from))))
+                    .or_default() += n;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes the rows of the fact table `table` where `cond` holds (`$1` is `ws`), and
+/// counts them out of its cubes' deltas. The deleted rows come back from the DELETE
+/// itself (`RETURNING` the columns the cubes read), so counting costs no second lookup.
+pub(crate) fn delete(
     conn: &Connection,
-    facts: &str,
-    from: &str,
+    deltas: &mut Deltas,
+    table: &str,
     cond: &str,
-    sign: i64,
     ws: &str,
 ) -> Result<(), StoreError> {
-    for c in CUBES.iter().filter(|c| c.facts == facts) {
-        let sql = format!(
-            "INSERT INTO d_{} {}",
-            c.table,
-            c.aggregate_sql(from, cond, sign)
-        );
-        if cond.contains("$1") {
-            conn.execute(&sql, [ws])?;
-        } else {
-            conn.execute(&sql, [])?;
+    let mut cols: Vec<String> = Vec::new();
+    for c in CUBES.iter().filter(|c| c.facts == table) {
+        for col in c.reads.iter().chain(c.dims) {
+            if !cols.iter().any(|x| x == col) {
+                cols.push(col.to_string());
+            }
         }
     }
-    Ok(())
-}
-
-/// Applies the deltas to the cubes of `ws`: nets them, and rewrites the slots whose
-/// counts changed (rows whose count falls to zero go); then drops the deltas.
-pub(crate) fn merge(conn: &Connection, ws: &str) -> Result<(), StoreError> {
-    for c in CUBES {
-        let (t, dims) = (c.table, c.dims_list());
-        conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE cube_net AS
-               SELECT workspace, slot, {dims}, sum(n)::BIGINT AS n FROM d_{t}
-               GROUP BY ALL HAVING sum(n) <> 0;
-             DROP TABLE d_{t};"
-        ))?;
-        let bounds: (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(slot), max(slot) FROM cube_net", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        let (Some(lo), Some(hi)) = bounds else {
-            continue;
-        };
-        // The bounds let DuckDB skip the row groups of other slots.
-        let changed = format!(
-            "workspace = $1 AND slot BETWEEN {lo} AND {hi}
-             AND slot IN (SELECT DISTINCT slot FROM cube_net)"
-        );
-        conn.execute(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE cube_new AS
-                 SELECT workspace, slot, {dims}, sum(n)::BIGINT AS n FROM (
-                   SELECT * FROM {t} WHERE {changed}
-                   UNION ALL SELECT * FROM cube_net
-                 ) GROUP BY ALL HAVING sum(n) <> 0"
-            ),
-            [ws],
-        )?;
-        conn.execute(&format!("DELETE FROM {t} WHERE {changed}"), [ws])?;
-        conn.execute_batch(&format!(
-            "INSERT INTO {t} SELECT * FROM cube_new ORDER BY slot;
-             DROP TABLE cube_new;"
-        ))?;
+    if cols.is_empty() {
+        conn.execute(&format!("DELETE FROM {table} WHERE {cond}"), [ws])?;
+        return Ok(());
     }
-    conn.execute_batch("DROP TABLE IF EXISTS cube_net")?;
+    let batches: Vec<RecordBatch> = conn
+        .prepare(&format!(
+            "DELETE FROM {table} WHERE {cond} RETURNING {}",
+            cols.join(", ")
+        ))?
+        .query_arrow([ws])?
+        .collect();
+    for batch in &batches {
+        deltas.count(table, batch, &cols, -1)?;
+    }
     Ok(())
 }
 
-/// Deletes every cube row of `ws` (before a rebuild counts its facts again).
-pub(crate) fn clear(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+/// A cube is compacted (one row per key again) once the rows appended since its last
+/// compaction pass a quarter of its compacted rows, and at least `TAIL_MIN_ROWS`.
+const TAIL_SHARE: i64 = 4;
+pub(crate) const TAIL_MIN_ROWS: i64 = 20_000;
+
+/// Appends the nonzero net changes to the cubes of `ws` (a cube key may then have
+/// several rows: reports sum them), and compacts a cube whose appended rows grew past
+/// its share (and at least `tail_min` rows).
+pub(crate) fn apply(
+    conn: &Connection,
+    ws: &str,
+    deltas: Deltas,
+    tail_min: i64,
+) -> Result<(), StoreError> {
+    let mut appended = vec![0i64; CUBES.len()];
+    for (ci, map) in deltas.maps.into_iter().enumerate() {
+        if map.is_empty() {
+            continue;
+        }
+        let c = &CUBES[ci];
+        let mut app = conn.appender_to_catalog_and_db(c.table, "parley", "main")?;
+        let mut rows: Vec<(Key<Box<str>>, i64)> =
+            map.into_iter().filter(|(_, n)| *n != 0).collect();
+        rows.sort_unstable_by_key(|((slot, _), _)| *slot);
+        for ((slot, key), n) in &rows {
+            let mut values = vec![Value::Text(ws.to_string()), Value::BigInt(*slot)];
+            for k in key.iter().take(c.dims.len()) {
+                values.push(
+                    k.as_ref()
+                        .map_or(Value::Null, |s| Value::Text(s.to_string())),
+                );
+            }
+            values.push(Value::BigInt(*n));
+            app.append_row(duckdb::appender_params_from_iter(values))?;
+        }
+        app.flush()?;
+        appended[ci] = rows.len() as i64;
+    }
+    if appended.iter().all(|n| *n == 0) {
+        return Ok(());
+    }
+    let mut tails: HashMap<String, (i64, i64)> = HashMap::new();
+    {
+        let mut stmt =
+            conn.prepare("SELECT cube, compacted, appended FROM cube_tails WHERE workspace = ?")?;
+        let rows = stmt.query_map([ws], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        for row in rows {
+            let (cube, counts) = row?;
+            tails.insert(cube, counts);
+        }
+    }
+    conn.execute("DELETE FROM cube_tails WHERE workspace = ?", [ws])?;
+    let mut app = conn.appender_to_catalog_and_db("cube_tails", "parley", "main")?;
+    for (ci, c) in CUBES.iter().enumerate() {
+        let (mut compacted, mut tail) = tails.get(c.table).copied().unwrap_or((0, 0));
+        tail += appended[ci];
+        if tail > (compacted / TAIL_SHARE).max(tail_min) {
+            compacted = compact(conn, c, ws)?;
+            tail = 0;
+        }
+        app.append_row(duckdb::params![ws, c.table, compacted, tail])?;
+    }
+    app.flush()?;
+    Ok(())
+}
+
+/// Rewrites the cube of `ws` with one row per key; returns its rows.
+fn compact(conn: &Connection, c: &Cube, ws: &str) -> Result<i64, StoreError> {
+    let (t, dims) = (c.table, c.dims.join(", "));
+    conn.execute(
+        &format!(
+            "CREATE OR REPLACE TEMP TABLE cube_new AS
+             SELECT workspace, slot, {dims}, sum(n)::BIGINT AS n FROM {t}
+             WHERE workspace = $1 GROUP BY ALL HAVING sum(n) <> 0"
+        ),
+        [ws],
+    )?;
+    conn.execute(&format!("DELETE FROM {t} WHERE workspace = $1"), [ws])?;
+    let n = conn.execute(
+        &format!("INSERT INTO {t} SELECT * FROM cube_new ORDER BY slot"),
+        [],
+    )?;
+    conn.execute_batch("DROP TABLE cube_new")?;
+    Ok(n as i64)
+}
+
+/// Counts every cube of `ws` again from its facts (a rebuild, after its derivation).
+pub(crate) fn recount(conn: &Connection, ws: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM cube_tails WHERE workspace = $1", [ws])?;
     for c in CUBES {
         conn.execute(
             &format!("DELETE FROM {} WHERE workspace = $1", c.table),
             [ws],
+        )?;
+        let n = conn.execute(
+            &format!(
+                "INSERT INTO {} SELECT * FROM ({}) ORDER BY slot",
+                c.table,
+                c.aggregate_sql(c.facts, "x.workspace = $1")
+            ),
+            [ws],
+        )?;
+        conn.execute(
+            "INSERT INTO cube_tails VALUES ($1, $2, $3, 0)",
+            duckdb::params![ws, c.table, n as i64],
         )?;
     }
     Ok(())

@@ -33,6 +33,8 @@ pub(crate) struct Sizes {
     pub(crate) part_contacts: u64,
     /// Events appended to `events` in one sort (see `SORTED_AT_ONCE`).
     pub(crate) sorted_at_once: u64,
+    /// Rows appended to a cube before it is compacted, at least (see `cubes::apply`).
+    pub(crate) cube_tail: i64,
 }
 
 impl Default for Sizes {
@@ -40,6 +42,7 @@ impl Default for Sizes {
         Sizes {
             part_contacts: PART_CONTACTS,
             sorted_at_once: SORTED_AT_ONCE,
+            cube_tail: crate::cubes::TAIL_MIN_ROWS,
         }
     }
 }
@@ -130,7 +133,7 @@ pub(crate) fn ingest(
             }
         }
         Derive::Now => {
-            settle(conn, ws, sizes.part_contacts, ranks)?;
+            settle(conn, ws, sizes, ranks)?;
             kill_point("derived");
             phase("derive");
         }
@@ -148,7 +151,7 @@ pub(crate) fn ingest(
 pub(crate) fn settle(
     conn: &Connection,
     ws: &str,
-    part: u64,
+    sizes: Sizes,
     ranks: u16,
 ) -> Result<u64, StoreError> {
     conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched (contact VARCHAR)")?;
@@ -172,7 +175,13 @@ pub(crate) fn settle(
         conn.execute_batch("DROP TABLE touched")?;
         return Ok(0);
     }
-    derive_touched(conn, ws, part, &affected_tables(ranks))?;
+    derive_touched(
+        conn,
+        ws,
+        sizes.part_contacts,
+        &affected_tables(ranks),
+        Some(sizes.cube_tail),
+    )?;
     Ok(n as u64)
 }
 
@@ -648,14 +657,14 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), Stor
     for table in crate::schema::FACT_TABLES {
         conn.execute(&format!("DELETE FROM {table} WHERE workspace = $1"), [ws])?;
     }
-    crate::cubes::clear(conn, ws)?;
     conn.execute("DELETE FROM dirty WHERE workspace = $1", [ws])?;
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE touched AS
          SELECT DISTINCT owner AS contact FROM events WHERE workspace = $1",
         [ws],
     )?;
-    derive_touched(conn, ws, part, crate::schema::FACT_TABLES)?;
+    derive_touched(conn, ws, part, crate::schema::FACT_TABLES, None)?;
+    crate::cubes::recount(conn, ws)?;
     rebuild_user_teams(conn, ws)?;
     Ok(())
 }
@@ -713,6 +722,7 @@ fn derive_part(
     sql: &str,
     staged: &mut usize,
     tables: &[&'static str],
+    deltas: &mut Option<crate::cubes::Deltas>,
 ) -> Result<(), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     phase("part listed");
@@ -745,7 +755,7 @@ fn derive_part(
     let t2 = std::time::Instant::now();
     phase("part walk");
     for batches in derived {
-        stage_facts(conn, ws, batches?, staged, tables)?;
+        stage_facts(conn, batches?, staged, tables, deltas)?;
     }
     phase("part staged");
     profile(&[(t1 - t0), (t2 - t1), t2.elapsed()]);
@@ -825,12 +835,15 @@ fn affected_tables(ranks: u16) -> Vec<&'static str> {
 }
 
 /// Re-derives the facts of every contact in `touched` and of everyone walked with them,
-/// replacing their rows in `tables` (the others cannot have changed).
+/// replacing their rows in `tables` (the others cannot have changed), and with
+/// `cube_tail` their counts in the cubes, compacting a cube past that many appended rows
+/// (a rebuild counts the cubes afterwards instead).
 fn derive_touched(
     conn: &Connection,
     ws: &str,
     part: u64,
     tables: &[&'static str],
+    cube_tail: Option<i64>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE dset AS
@@ -846,14 +859,21 @@ fn derive_touched(
     phase("dset");
     let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
     phase("dset listed");
-    crate::cubes::begin(conn)?;
+    let mut deltas = match cube_tail {
+        Some(_) => Some(crate::cubes::Deltas::new(conn, tables)?),
+        None => None,
+    };
     let walked = format!(
         "workspace = $1{contacts}
          AND ch IN (SELECT h FROM dset) AND contact_id IN (SELECT contact FROM dset)"
     );
     for table in tables {
-        crate::cubes::count(conn, table, table, &walked, -1, ws)?;
-        conn.execute(&format!("DELETE FROM {table} WHERE {walked}"), [ws])?;
+        match deltas.as_mut() {
+            Some(d) => crate::cubes::delete(conn, d, table, &walked, ws)?,
+            None => {
+                conn.execute(&format!("DELETE FROM {table} WHERE {walked}"), [ws])?;
+            }
+        }
         phase(table);
     }
     // Message rows staged in `f_messages` since the last copy into the fact tables.
@@ -881,6 +901,7 @@ fn derive_touched(
                 ),
                 &mut staged,
                 tables,
+                &mut deltas,
             )?;
         }
     }
@@ -923,12 +944,15 @@ fn derive_touched(
             ),
             &mut staged,
             tables,
+            &mut deltas,
         )?;
         start = end;
     }
-    flush_facts(conn, ws, tables)?;
-    crate::cubes::merge(conn, ws)?;
-    phase("cubes");
+    flush_facts(conn, tables)?;
+    if let (Some(d), Some(tail)) = (deltas, cube_tail) {
+        crate::cubes::apply(conn, ws, d, tail)?;
+        phase("cubes");
+    }
     conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;
     Ok(())
 }
@@ -941,14 +965,17 @@ const FACT_FLUSH_ROWS: usize = 200_000;
 /// grow; `staged` counts the message rows staged since the last copy.
 fn stage_facts(
     conn: &Connection,
-    ws: &str,
     batches: Vec<(&str, RecordBatch)>,
     staged: &mut usize,
     tables: &[&'static str],
+    deltas: &mut Option<crate::cubes::Deltas>,
 ) -> Result<(), StoreError> {
     for (table, batch) in batches {
         if !tables.contains(&&table[2..]) {
             continue;
+        }
+        if let Some(d) = deltas.as_mut() {
+            d.stage(&table[2..], &batch)?;
         }
         if table == "f_messages" {
             *staged += batch.num_rows();
@@ -958,18 +985,17 @@ fn stage_facts(
         app.flush()?;
     }
     if *staged >= FACT_FLUSH_ROWS {
-        flush_facts(conn, ws, tables)?;
+        flush_facts(conn, tables)?;
         *staged = 0;
     }
     Ok(())
 }
 
 /// Copies the staged facts into the fact tables with their contact hash, in hash order.
-fn flush_facts(conn: &Connection, ws: &str, tables: &[&'static str]) -> Result<(), StoreError> {
+fn flush_facts(conn: &Connection, tables: &[&'static str]) -> Result<(), StoreError> {
     kill_point("flushing");
     phase("before flush");
     for table in tables {
-        crate::cubes::count(conn, table, &format!("f_{table}"), "TRUE", 1, ws)?;
         conn.execute_batch(&format!(
             "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
              DELETE FROM f_{table};"

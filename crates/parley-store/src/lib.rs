@@ -341,15 +341,17 @@ impl DuckStore {
         self.reader()?.run(f)
     }
 
-    /// Derives at most `n` contacts together (at least 1), and sorts at most `500 × n`
-    /// events together into the log: tests use a tiny value so that small data crosses
-    /// the boundaries of hash ranges, group chunks and sorted ranges.
+    /// Derives at most `n` contacts together (at least 1), sorts at most `500 × n`
+    /// events together into the log, and compacts a cube after `4 × n` appended rows at
+    /// least: tests use a tiny value so that small data crosses the boundaries of hash
+    /// ranges, group chunks, sorted ranges and cube compactions.
     #[doc(hidden)]
     pub fn with_part_contacts(mut self, n: u64) -> DuckStore {
         let n = n.max(1);
         self.sizes = ingest::Sizes {
             part_contacts: n,
             sorted_at_once: n.saturating_mul(500),
+            cube_tail: i64::try_from(n.saturating_mul(4)).unwrap_or(i64::MAX),
         };
         self
     }
@@ -554,7 +556,7 @@ impl Store for DuckStore {
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::settle(conn, workspace, self.sizes.part_contacts, 0)
+            ingest::settle(conn, workspace, self.sizes, 0)
         })
     }
 
