@@ -31,6 +31,8 @@ pub(crate) enum Rows {
     Incoming,
     Outgoing,
     Closed,
+    /// Activities of one kind.
+    Kind(&'static str),
 }
 
 /// One cube: which dataset it counts, from which fact rows, by which time column, and
@@ -47,6 +49,8 @@ pub(crate) struct Cube {
     /// The columns `rows` and `t` read.
     pub reads: &'static [&'static str],
     pub dims: &'static [&'static str],
+    /// The schema migration that creates the cube.
+    pub since: i64,
 }
 
 pub(crate) const CUBES: &[Cube] = &[
@@ -59,6 +63,7 @@ pub(crate) const CUBES: &[Cube] = &[
         t: "x.opened_at",
         reads: &["opened_at"],
         dims: &["opened_channel", "opened_source", "contact_type"],
+        since: 6,
     },
     Cube {
         table: "cube_closed",
@@ -69,6 +74,7 @@ pub(crate) const CUBES: &[Cube] = &[
         t: "x.closed_at",
         reads: &["closed_at"],
         dims: &["category", "closed_source", "contact_type"],
+        since: 6,
     },
     Cube {
         table: "cube_incoming",
@@ -79,6 +85,7 @@ pub(crate) const CUBES: &[Cube] = &[
         t: "x.at_us",
         reads: &["incoming", "at_us"],
         dims: &["channel_id"],
+        since: 6,
     },
     Cube {
         table: "cube_outgoing",
@@ -89,6 +96,7 @@ pub(crate) const CUBES: &[Cube] = &[
         t: "x.at_us",
         reads: &["incoming", "at_us"],
         dims: &["channel_id", "source", "message_type", "subtype", "status"],
+        since: 6,
     },
     Cube {
         table: "cube_assignments",
@@ -99,6 +107,51 @@ pub(crate) const CUBES: &[Cube] = &[
         t: "x.at_us",
         reads: &["at_us"],
         dims: &["source"],
+        since: 6,
+    },
+    Cube {
+        table: "cube_added",
+        dataset: Dataset::Added,
+        facts: "activities",
+        rows: "x.kind = 'added'",
+        keep: Rows::Kind("added"),
+        t: "x.at_us",
+        reads: &["kind", "at_us"],
+        dims: &["source", "user_id"],
+        since: 7,
+    },
+    Cube {
+        table: "cube_deleted",
+        dataset: Dataset::Deleted,
+        facts: "activities",
+        rows: "x.kind = 'deleted'",
+        keep: Rows::Kind("deleted"),
+        t: "x.at_us",
+        reads: &["kind", "at_us"],
+        dims: &["source", "user_id"],
+        since: 7,
+    },
+    Cube {
+        table: "cube_merged",
+        dataset: Dataset::Merged,
+        facts: "activities",
+        rows: "x.kind = 'merged'",
+        keep: Rows::Kind("merged"),
+        t: "x.at_us",
+        reads: &["kind", "at_us"],
+        dims: &["source", "user_id"],
+        since: 7,
+    },
+    Cube {
+        table: "cube_connected",
+        dataset: Dataset::Connected,
+        facts: "connections",
+        rows: "TRUE",
+        keep: Rows::All,
+        t: "x.at_us",
+        reads: &["at_us"],
+        dims: &["channel_id", "source", "user_id"],
+        since: 7,
     },
 ];
 
@@ -128,14 +181,18 @@ impl Cube {
     }
 }
 
-/// The SQL that creates every cube and fills it from the facts of every workspace (a
-/// migration), with the table that tracks each cube's appended rows.
-pub(crate) fn create_sql() -> String {
-    let mut sql = String::from(
-        "CREATE TABLE cube_tails (workspace VARCHAR NOT NULL, cube VARCHAR NOT NULL,
-           compacted BIGINT NOT NULL, appended BIGINT NOT NULL);\n",
-    );
-    for c in CUBES {
+/// The SQL of migration `version` that creates its cubes and fills them from the facts
+/// of every workspace (migration 6 also creates the table that tracks each cube's
+/// appended rows).
+pub(crate) fn create_sql(version: i64) -> String {
+    let mut sql = String::new();
+    if version == 6 {
+        sql.push_str(
+            "CREATE TABLE cube_tails (workspace VARCHAR NOT NULL, cube VARCHAR NOT NULL,
+               compacted BIGINT NOT NULL, appended BIGINT NOT NULL);\n",
+        );
+    }
+    for c in CUBES.iter().filter(|c| c.since == version) {
         sql.push_str(&format!(
             "CREATE TABLE {t} AS SELECT * FROM ({}) ORDER BY workspace, slot;
              INSERT INTO cube_tails SELECT workspace, '{t}', count(*), 0 FROM {t} GROUP BY ALL;\n",
@@ -215,6 +272,10 @@ impl Deltas {
                 Rows::Incoming | Rows::Outgoing => Some(column("incoming")?.as_boolean()),
                 _ => None,
             };
+            let kind = match c.keep {
+                Rows::Kind(_) => Some(column("kind")?.as_string::<i32>()),
+                _ => None,
+            };
             let dims = c
                 .dims
                 .iter()
@@ -227,6 +288,7 @@ impl Deltas {
                     Rows::Closed => !t.is_null(row),
                     Rows::Incoming => incoming.is_some_and(|a| a.value(row)),
                     Rows::Outgoing => incoming.is_some_and(|a| !a.value(row)),
+                    Rows::Kind(k) => kind.is_some_and(|a| a.value(row) == k),
                 };
                 if !kept || t.is_null(row) {
                     continue;

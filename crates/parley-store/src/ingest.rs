@@ -859,9 +859,14 @@ fn derive_touched(
     phase("dset");
     let contacts = listed(conn, "ch", "SELECT h FROM dset")?;
     phase("dset listed");
-    let mut deltas = match cube_tail {
-        Some(_) => Some(crate::cubes::Deltas::new(conn, tables)?),
-        None => None,
+    // A derivation of many contacts (a bulk ingest) counts its cubes again from the
+    // facts afterwards: one scan, instead of holding the changes of millions of rows.
+    let walking: i64 = conn.query_row("SELECT count(*) FROM dset", [], |r| r.get(0))?;
+    let recount = cube_tail.is_none() || walking > RECOUNT_CONTACTS;
+    let mut deltas = if recount {
+        None
+    } else {
+        Some(crate::cubes::Deltas::new(conn, tables)?)
     };
     let walked = format!(
         "workspace = $1{contacts}
@@ -949,13 +954,20 @@ fn derive_touched(
         start = end;
     }
     flush_facts(conn, tables)?;
-    if let (Some(d), Some(tail)) = (deltas, cube_tail) {
-        crate::cubes::apply(conn, ws, d, tail)?;
-        phase("cubes");
+    match (deltas, cube_tail) {
+        (Some(d), Some(tail)) => crate::cubes::apply(conn, ws, d, tail)?,
+        _ if cube_tail.is_some() => crate::cubes::recount(conn, ws)?,
+        // A rebuild counts them itself, once its facts are all derived.
+        _ => {}
     }
+    phase("cubes");
     conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;
     Ok(())
 }
+
+/// Past this many contacts walked, a derivation counts the cubes again from the facts
+/// instead of by deltas.
+const RECOUNT_CONTACTS: i64 = 50_000;
 
 /// Message rows (the most numerous facts) kept in the `f_*` scratch tables before they
 /// are all copied out.

@@ -314,8 +314,17 @@ ALTER TABLE dirty ADD COLUMN ranks USMALLINT NOT NULL DEFAULT 65535;
     (
         6,
         r#"
--- Pre-aggregated counts per 15-minute slot (`cubes.rs`), filled from the facts.
--- The statements below are `cubes::create_sql()`.
+-- Pre-aggregated counts per 15-minute slot (`cubes.rs`), filled from the facts:
+-- opened, closed, incoming, outgoing, assignments. The statements below are
+-- `cubes::create_sql(6)`.
+{CUBES}
+"#,
+    ),
+    (
+        7,
+        r#"
+-- Cubes of the Contacts report's datasets: added, deleted, merged, connected
+-- (`cubes::create_sql(7)`).
 {CUBES}
 "#,
     ),

@@ -1307,6 +1307,7 @@ fn arb_spread_event() -> impl Strategy<Value = Value> {
         (at(), msg(), prop::sample::select(vec!["delivered", "read", "failed"])).prop_map(|(at, m, s)| json!({"type": "message.status", "at": at, "message_id": m, "status": s})),
         (at(), contact(), contact()).prop_map(|(at, a, b)| json!({"type": "contact.merged", "at": at, "primary_contact_id": a, "merged_contact_id": b, "user_id": "u1"})),
         (at(), contact()).prop_map(|(at, c)| json!({"type": "contact.deleted", "at": at, "contact_id": c, "user_id": "u1"})),
+        (at(), contact(), prop::sample::select(vec![("user", Some("u0")), ("zapier", None)])).prop_map(|(at, c, (s, u))| json!({"type": "contact.added", "at": at, "contact": {"id": c, "name": c}, "source": s, "user_id": u})),
     ]
 }
 
@@ -1324,7 +1325,14 @@ fn cube_filters(r: Report) -> &'static [&'static str] {
             "contact=c1",
         ],
         Report::Messages => &["channel=wa", "source=bot", "type=session", "user=u0"],
-        Report::Contacts => &["source=user"],
+        Report::Contacts => &[
+            "source=user",
+            "user=u0",
+            "user=-",
+            "channel=wa",
+            "source=incoming_message",
+            "contact=c1",
+        ],
         Report::Assignments => &["source=user", "assignee=u0", "assignee=-"],
     }
 }
