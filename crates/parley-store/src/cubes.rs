@@ -109,39 +109,9 @@ pub(crate) const CUBES: &[Cube] = &[
         dims: &["source"],
         since: 6,
     },
-    Cube {
-        table: "cube_added",
-        dataset: Dataset::Added,
-        facts: "activities",
-        rows: "x.kind = 'added'",
-        keep: Rows::Kind("added"),
-        t: "x.at_us",
-        reads: &["kind", "at_us"],
-        dims: &["source", "user_id"],
-        since: 7,
-    },
-    Cube {
-        table: "cube_deleted",
-        dataset: Dataset::Deleted,
-        facts: "activities",
-        rows: "x.kind = 'deleted'",
-        keep: Rows::Kind("deleted"),
-        t: "x.at_us",
-        reads: &["kind", "at_us"],
-        dims: &["source", "user_id"],
-        since: 7,
-    },
-    Cube {
-        table: "cube_merged",
-        dataset: Dataset::Merged,
-        facts: "activities",
-        rows: "x.kind = 'merged'",
-        keep: Rows::Kind("merged"),
-        t: "x.at_us",
-        reads: &["kind", "at_us"],
-        dims: &["source", "user_id"],
-        since: 7,
-    },
+    activity_cube("cube_added", Dataset::Added, "added"),
+    activity_cube("cube_deleted", Dataset::Deleted, "deleted"),
+    activity_cube("cube_merged", Dataset::Merged, "merged"),
     Cube {
         table: "cube_connected",
         dataset: Dataset::Connected,
@@ -154,6 +124,25 @@ pub(crate) const CUBES: &[Cube] = &[
         since: 7,
     },
 ];
+
+/// The cube of contact activities of one kind (migration 7).
+const fn activity_cube(table: &'static str, dataset: Dataset, kind: &'static str) -> Cube {
+    Cube {
+        table,
+        dataset,
+        facts: "activities",
+        rows: match kind.as_bytes() {
+            b"added" => "x.kind = 'added'",
+            b"deleted" => "x.kind = 'deleted'",
+            _ => "x.kind = 'merged'",
+        },
+        keep: Rows::Kind(kind),
+        t: "x.at_us",
+        reads: &["kind", "at_us"],
+        dims: &["source", "user_id"],
+        since: 7,
+    }
+}
 
 /// The cube of a dataset, if it has one.
 pub(crate) fn of(ds: Dataset) -> Option<&'static Cube> {
@@ -455,4 +444,31 @@ pub(crate) fn recount(conn: &Connection, ws: &str) -> Result<(), StoreError> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each cube's SQL row condition and Rust test agree, and a cube's dimensions fit
+    /// its key.
+    #[test]
+    fn each_cube_tests_its_rows_alike_in_sql_and_rust() {
+        for c in CUBES {
+            let sql = match c.keep {
+                Rows::All => "TRUE".to_string(),
+                Rows::Incoming => "x.incoming".to_string(),
+                Rows::Outgoing => "NOT x.incoming".to_string(),
+                Rows::Closed => "x.closed_at IS NOT NULL".to_string(),
+                Rows::Kind(k) => format!("x.kind = '{k}'"),
+            };
+            assert_eq!(c.rows, sql, "{}", c.table);
+            assert!(c.dims.len() <= MAX_DIMS, "{}", c.table);
+            assert!(
+                c.reads.contains(&c.t.trim_start_matches("x.")),
+                "{}",
+                c.table
+            );
+        }
+    }
 }
