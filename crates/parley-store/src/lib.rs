@@ -579,7 +579,7 @@ impl Store for DuckStore {
         per_page: u64,
     ) -> Result<LogPage, StoreError> {
         self.read_settled(&q.workspace.id, |conn| {
-            query::log_page(conn, q, log, page, per_page)
+            query::log_page(conn, q, log, page, per_page, self.cubes)
         })
     }
 

@@ -812,26 +812,36 @@ fn log_order(t: &str, ties: &[&str]) -> String {
         .join(", ")
 }
 
-fn count_rows(conn: &Connection, q: &Query, ds: Dataset) -> Result<u64, StoreError> {
-    let src = source(ds, &q.filters);
+/// A log's number of rows: summed from the dataset's cube where it can be (`cubes`).
+fn count_rows(conn: &Connection, q: &Query, ds: Dataset, cubes: bool) -> Result<u64, StoreError> {
+    let aligned = cubes && slot_aligned(&q.range, &q.range.buckets());
+    let src =
+        cube_source(q, ds, &Needs::default(), aligned).unwrap_or_else(|| source(ds, &q.filters));
     let (cond, params) = where_clause(q, ds, &src);
-    let sql = format!("SELECT count(*) FROM {} WHERE {cond}", src.from);
+    let n = if src.cube {
+        "coalesce(sum(x.n), 0)::BIGINT"
+    } else {
+        "count(*)"
+    };
+    let sql = format!("SELECT {n} FROM {} WHERE {cond}", src.from);
     let n: i64 = conn.query_row(&sql, duckdb::params_from_iter(params), |r| r.get(0))?;
     Ok(n as u64)
 }
 
+/// A log page; `cubes` lets its total be summed from the dataset's cube.
 pub(crate) fn log_page(
     conn: &Connection,
     q: &Query,
     log: Log,
     page: u64,
     per_page: u64,
+    cubes: bool,
 ) -> Result<LogPage, StoreError> {
     check_log_filters(q, log)?;
     crate::phase("log start");
     let dir = directory(conn, &q.workspace.id)?;
     crate::phase("directory");
-    let total = count_rows(conn, q, log.dataset())?;
+    let total = count_rows(conn, q, log.dataset(), cubes)?;
     crate::phase("count");
     let (offset, limit) = doc::page_window(page, per_page);
     let rows = if limit == 0 {

@@ -1337,8 +1337,8 @@ fn cube_filters(r: Report) -> &'static [&'static str] {
     }
 }
 
-/// Every report over several ranges (hour, day and single-day buckets), unfiltered and
-/// with the filter pairs `picks` selects.
+/// Every report and log page over several ranges (hour, day and single-day buckets),
+/// unfiltered and with the filter pairs `picks` selects.
 fn cube_documents(s: &DuckStore, picks: &[(usize, usize)]) -> Vec<Value> {
     let ranges = [
         ("2026-01-04", "2026-01-08"),
@@ -1351,10 +1351,23 @@ fn cube_documents(s: &DuckStore, picks: &[(usize, usize)]) -> Vec<Value> {
         let all = cube_filters(*r);
         for (from, to) in ranges {
             docs.push(report(s, *r, from, to, &[]));
+            for l in r.logs() {
+                docs.push(log(s, *r, *l, (from, to), &[], 1, 1000));
+            }
             for (a, b) in picks {
                 let (a, b) = (all[a % all.len()], all[b % all.len()]);
                 let filters: Vec<&str> = if a == b { vec![a] } else { vec![a, b] };
                 docs.push(report(s, *r, from, to, &filters));
+                // A log's total is summed from the cube where it can be.
+                for l in r.logs() {
+                    let name = |f: &str| f.split('=').next().unwrap().to_string();
+                    if filters
+                        .iter()
+                        .all(|f| l.accepts().contains(&name(f).as_str()))
+                    {
+                        docs.push(log(s, *r, *l, (from, to), &filters, 1, 1000));
+                    }
+                }
             }
         }
     }
