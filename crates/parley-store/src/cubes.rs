@@ -323,15 +323,13 @@ pub(crate) fn delete(
         conn.execute(&format!("DELETE FROM {table} WHERE {cond}"), [ws])?;
         return Ok(());
     }
-    let batches: Vec<RecordBatch> = conn
-        .prepare(&format!(
-            "DELETE FROM {table} WHERE {cond} RETURNING {}",
-            cols.join(", ")
-        ))?
-        .query_arrow([ws])?
-        .collect();
-    for batch in &batches {
-        deltas.count(table, batch, &cols, -1)?;
+    let mut stmt = conn.prepare(&format!(
+        "DELETE FROM {table} WHERE {cond} RETURNING {}",
+        cols.join(", ")
+    ))?;
+    // Counted batch by batch: a contact with a million messages is never held whole.
+    for batch in stmt.query_arrow([ws])? {
+        deltas.count(table, &batch, &cols, -1)?;
     }
     Ok(())
 }
