@@ -20,6 +20,7 @@ use parley_core::event::{parse_event, Event};
 use parley_core::fold_case;
 
 use crate::columns::{unpack, StageBuilder};
+use crate::seen::{Kind, Known};
 use crate::{phase, phases_on, IngestSummary, Progress, StoreError};
 
 /// Contacts derived together at most by default (a group tied by merges or shared ids is
@@ -74,6 +75,8 @@ pub(crate) enum Derive {
     Deferred,
 }
 
+/// Ingests a batch; `known` (a long-lived store's filters of stored hashes, `seen.rs`)
+/// spares lookups of ids and keys that cannot be stored.
 pub(crate) fn ingest(
     conn: &Connection,
     ws: &str,
@@ -81,6 +84,7 @@ pub(crate) fn ingest(
     progress: &mut dyn FnMut(Progress),
     sizes: Sizes,
     when: Derive,
+    mut known: Option<&mut Known>,
 ) -> Result<IngestSummary, StoreError> {
     phase("start");
     conn.execute_batch("DELETE FROM stage")?;
@@ -89,7 +93,8 @@ pub(crate) fn ingest(
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
-    let mut hashes = few_hashes(conn, "SELECT DISTINCT hash(id) FROM stage", [])?;
+    let staged = few_hashes(conn, "SELECT DISTINCT hash(id) FROM stage", [])?;
+    let mut hashes = may_be_stored(conn, ws, known.as_deref_mut(), Kind::EventId, &staged)?;
     if hashes.as_ref().is_some_and(|h| !h.is_empty()) {
         // A few ids: first which of their hashes are stored at all, reading only the
         // hash column; the ids themselves are compared for those alone (usually none).
@@ -118,7 +123,17 @@ pub(crate) fn ingest(
     phase("rejected");
     let accepted = total - rejected as u64;
     if accepted > 0 {
-        store_batch(conn, ws, ranks, accepted, sizes.sorted_at_once)?;
+        store_batch(
+            conn,
+            ws,
+            ranks,
+            accepted,
+            sizes.sorted_at_once,
+            known.as_deref_mut(),
+        )?;
+        if let Some(k) = known.as_deref_mut() {
+            k.stored(Kind::EventId, staged.as_deref());
+        }
         phase("store_batch");
         kill_point("filed");
     }
@@ -139,6 +154,9 @@ pub(crate) fn ingest(
         }
     }
     conn.execute_batch("DELETE FROM stage")?;
+    if let Some(k) = known {
+        k.batch_done();
+    }
     Ok(IngestSummary {
         accepted,
         duplicates: total - accepted,
@@ -322,6 +340,21 @@ fn in_list(column: &str, hashes: &Option<Vec<u64>>) -> String {
     }
 }
 
+/// Of `hashes` (`None`: too many to list), those `known`'s filter of `kind` says may be
+/// stored; all of them without filters.
+fn may_be_stored(
+    conn: &Connection,
+    ws: &str,
+    known: Option<&mut Known>,
+    kind: Kind,
+    hashes: &Option<Vec<u64>>,
+) -> Result<Option<Vec<u64>>, StoreError> {
+    match (known, hashes) {
+        (Some(k), Some(h)) => Ok(Some(k.may_be_stored(conn, ws, kind, h.clone())?)),
+        _ => Ok(hashes.clone()),
+    }
+}
+
 /// `in_list` of the hashes `sql` yields.
 fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreError> {
     Ok(in_list(column, &few_hashes(conn, sql, [])?))
@@ -350,6 +383,7 @@ fn store_batch(
     ranks: u16,
     events: u64,
     sorted_at_once: u64,
+    known: Option<&mut Known>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
@@ -364,7 +398,7 @@ fn store_batch(
     let keyed = ranks & R_KEYED != 0;
     let mut edges: Vec<(String, String)> = Vec::new();
     if keyed {
-        file_keys(conn, ws, &mut edges)?;
+        file_keys(conn, ws, &mut edges, known)?;
     }
     if ranks & R_MERGED != 0 {
         let mut stmt = conn.prepare(
@@ -483,18 +517,23 @@ fn file_keys(
     conn: &Connection,
     ws: &str,
     edges: &mut Vec<(String, String)>,
+    mut known: Option<&mut Known>,
 ) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE OR REPLACE TEMP TABLE nk AS
          SELECT DISTINCT type = 'conversation.opened' AS conv, key, contact_a AS owner
          FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent');",
     )?;
-    let convs = listed(conn, "k.h", "SELECT DISTINCT hash(key) FROM nk WHERE conv")?;
-    let msgs = listed(
-        conn,
+    let conv_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE conv", [])?;
+    let msg_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv", [])?;
+    let convs = in_list(
         "k.h",
-        "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv",
-    )?;
+        &may_be_stored(conn, ws, known.as_deref_mut(), Kind::ConvKey, &conv_hashes)?,
+    );
+    let msgs = in_list(
+        "k.h",
+        &may_be_stored(conn, ws, known.as_deref_mut(), Kind::MsgKey, &msg_hashes)?,
+    );
     conn.execute(
         &format!(
             "CREATE OR REPLACE TEMP TABLE ek AS
@@ -532,6 +571,10 @@ fn file_keys(
             ),
             [ws],
         )?;
+    }
+    if let Some(k) = known {
+        k.stored(Kind::ConvKey, conv_hashes.as_deref());
+        k.stored(Kind::MsgKey, msg_hashes.as_deref());
     }
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE unpended AS

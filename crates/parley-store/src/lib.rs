@@ -7,6 +7,7 @@ mod cubes;
 mod ingest;
 mod query;
 pub mod schema;
+mod seen;
 
 use std::io::BufRead;
 use std::path::Path;
@@ -146,6 +147,9 @@ pub struct DuckStore {
     sizes: ingest::Sizes,
     /// Whether reports may count from the cubes (`cubes.rs`); tests compare both ways.
     cubes: bool,
+    /// Filters of the ids and keys stored, per workspace (`seen.rs`); locked after the
+    /// writer.
+    seen: Mutex<seen::Seen>,
 }
 
 /// A reader connection lent by the pool, inside its transaction; it goes back when
@@ -286,6 +290,7 @@ impl DuckStore {
             readers: Mutex::new(Vec::new()),
             sizes: ingest::Sizes::default(),
             cubes: true,
+            seen: Mutex::new(seen::Seen::default()),
         };
         store.migrate(&lock(&store.writer))?;
         Ok(store)
@@ -431,6 +436,7 @@ impl DuckStore {
                     &mut |_| {},
                     self.sizes,
                     ingest::Derive::Now,
+                    None,
                 )?;
             }
             conn.execute_batch("DROP TABLE events_v1")?;
@@ -448,7 +454,17 @@ impl DuckStore {
     ) -> Result<IngestSummary, StoreError> {
         self.write(|conn| {
             known_workspace(conn, workspace)?;
-            ingest::ingest(conn, workspace, input, progress, self.sizes, when)
+            let mut seen = lock(&self.seen);
+            let known = seen.of(workspace);
+            ingest::ingest(
+                conn,
+                workspace,
+                input,
+                progress,
+                self.sizes,
+                when,
+                Some(known),
+            )
         })
     }
 

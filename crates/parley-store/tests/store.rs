@@ -1408,3 +1408,48 @@ proptest! {
         prop_assert_eq!(&cube_documents(&s, &picks), &facts, "after rebuild");
     }
 }
+
+/// A store that ingests several batches keeps filters of its stored ids and keys in
+/// memory (built at its second batch, dropped by a batch too large to list, built
+/// again): re-sent ids are still duplicates and a message id reused by another contact
+/// still ties the two, at every step.
+#[test]
+fn re_sent_ids_and_reused_keys_are_found_across_many_batches() {
+    let s = store("UTC");
+    let first = [
+        recv("m1", "2026-01-05T10:00:00Z", "a", "wa"),
+        recv("m2", "2026-01-05T10:01:00Z", "b", "wa"),
+    ];
+    assert_eq!(ingest(&s, &first).unwrap().accepted, 2);
+    let second = [recv("m3", "2026-01-05T10:02:00Z", "c", "wa")];
+    assert_eq!(ingest(&s, &second).unwrap().accepted, 1);
+    // Third batch: the filters are built now; everything re-sent is a duplicate.
+    let again: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let got = ingest(&s, &again).unwrap();
+    assert_eq!((got.accepted, got.duplicates), (0, 3));
+    // A batch of more ids than are listed (2,000) drops the filter of ids.
+    let many: Vec<String> = (0..2_500)
+        .map(|i| recv(&format!("x{i}"), "2026-01-05T11:00:00Z", "d", "wa"))
+        .collect();
+    assert_eq!(ingest(&s, &many).unwrap().accepted, 2_500);
+    let got = ingest(&s, &[many[7].clone(), first[0].clone()]).unwrap();
+    assert_eq!((got.accepted, got.duplicates), (0, 2));
+    // Message id m3, first used by c, reused by e under a new event id: the first use
+    // wins, so e's copy is not e's message (SPEC §2.3).
+    let reuse = r#"{"id":"r3","type":"message.received","at":"2026-01-05T12:00:00Z","message_id":"m3","contact_id":"e","channel_id":"wa","content":{"type":"text","text":"q"}}"#;
+    assert_eq!(ingest(&s, &[reuse.to_string()]).unwrap().accepted, 1);
+    let incoming = |contact: &str| {
+        let page = log(
+            &s,
+            Report::Messages,
+            Log::Incoming,
+            ("2026-01-05", "2026-01-05"),
+            &[&format!("contact={contact}")],
+            1,
+            50,
+        );
+        page["total"].as_i64().unwrap()
+    };
+    assert_eq!(incoming("c"), 1);
+    assert_eq!(incoming("e"), 0, "the reused id stays c's message");
+}

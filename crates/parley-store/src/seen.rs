@@ -1,0 +1,196 @@
+//! What a long-lived store knows is stored, kept in memory: per workspace, a Bloom filter
+//! of the hashes in `event_ids`, `conv_keys` and `msg_keys`. A batch looks up in the
+//! database only the hashes a filter says may be stored, instead of reading a row group
+//! per hash: the ids and keys of new traffic are almost all new.
+//!
+//! Invariant: every hash stored in a table is in its filter (a filter may hold more: a
+//! rolled-back batch's hashes, false positives), so "absent from the filter" means
+//! "absent from the table". A filter is built from its table by a scan, not at a
+//! process's first batch (a CLI run ingests one batch and would pay the scan for
+//! nothing) but at its second; a batch whose hashes are too many to list drops the
+//! filters it cannot update, and the next batch builds them again.
+
+use std::collections::HashMap;
+
+use duckdb::arrow::array::AsArray;
+use duckdb::arrow::datatypes::UInt64Type;
+use duckdb::Connection;
+
+use crate::StoreError;
+
+/// The tables whose hashes are filtered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    EventId,
+    ConvKey,
+    MsgKey,
+}
+
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::EventId => "event_ids",
+            Kind::ConvKey => "conv_keys",
+            Kind::MsgKey => "msg_keys",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The filters of every workspace a store has ingested into.
+#[derive(Default)]
+pub(crate) struct Seen {
+    workspaces: HashMap<String, Known>,
+}
+
+/// One workspace's filters, and how many batches this process has ingested into it.
+#[derive(Default)]
+pub(crate) struct Known {
+    batches: u64,
+    filters: [Option<Bloom>; 3],
+}
+
+impl Seen {
+    /// The filters of `ws`.
+    pub fn of(&mut self, ws: &str) -> &mut Known {
+        self.workspaces.entry(ws.to_string()).or_default()
+    }
+}
+
+impl Known {
+    /// Of `hashes`, those that may be stored in `kind`'s table (all of them when this
+    /// process has not ingested into the workspace before).
+    pub fn may_be_stored(
+        &mut self,
+        conn: &Connection,
+        ws: &str,
+        kind: Kind,
+        hashes: Vec<u64>,
+    ) -> Result<Vec<u64>, StoreError> {
+        if self.batches == 0 {
+            return Ok(hashes);
+        }
+        let slot = &mut self.filters[kind.index()];
+        if slot.is_none() {
+            *slot = Some(Bloom::from_table(conn, ws, kind)?);
+        }
+        let filter = slot.as_ref().expect("built");
+        Ok(hashes
+            .into_iter()
+            .filter(|h| filter.may_contain(*h))
+            .collect())
+    }
+
+    /// Records hashes stored in `kind`'s table; `None` (too many to list) drops its
+    /// filter, to be built again.
+    pub fn stored(&mut self, kind: Kind, hashes: Option<&[u64]>) {
+        let slot = &mut self.filters[kind.index()];
+        match (slot.as_mut(), hashes) {
+            (Some(filter), Some(hashes)) if filter.room() >= hashes.len() => {
+                hashes.iter().for_each(|h| filter.insert(*h));
+            }
+            _ => *slot = None,
+        }
+    }
+
+    /// Counts a batch ingested into the workspace.
+    pub fn batch_done(&mut self) {
+        self.batches += 1;
+    }
+}
+
+/// Bits per expected entry, and the entries a filter is built with room for beyond its
+/// table's size.
+const BITS_PER_ENTRY: usize = 12;
+const SPARE_ENTRIES: usize = 1 << 20;
+/// Bits set per hash, all in one 512-bit block (one cache line).
+const K: u32 = 6;
+
+/// A blocked Bloom filter of 64-bit hashes.
+pub(crate) struct Bloom {
+    blocks: Vec<[u64; 8]>,
+    entries: usize,
+    capacity: usize,
+}
+
+impl Bloom {
+    fn with_capacity(capacity: usize) -> Bloom {
+        let blocks = (capacity * BITS_PER_ENTRY).div_ceil(512).max(1);
+        Bloom {
+            blocks: vec![[0; 8]; blocks],
+            entries: 0,
+            capacity,
+        }
+    }
+
+    /// A filter holding every hash of `kind`'s table for `ws`.
+    fn from_table(conn: &Connection, ws: &str, kind: Kind) -> Result<Bloom, StoreError> {
+        let table = kind.table();
+        let n: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE workspace = ?"),
+            [ws],
+            |r| r.get(0),
+        )?;
+        let mut bloom = Bloom::with_capacity(n as usize * 2 + SPARE_ENTRIES);
+        let mut stmt = conn.prepare(&format!("SELECT h FROM {table} WHERE workspace = ?"))?;
+        for batch in stmt.query_arrow([ws])? {
+            let column = batch.column(0).as_primitive::<UInt64Type>();
+            column.values().iter().for_each(|h| bloom.insert(*h));
+        }
+        crate::phase(&format!("filter of {table} built ({n} hashes)"));
+        Ok(bloom)
+    }
+
+    /// How many more hashes the filter takes before it is too full to be useful.
+    fn room(&self) -> usize {
+        self.capacity.saturating_sub(self.entries)
+    }
+
+    /// The block of a hash, and the word and bit of each of its `K` bits in it.
+    fn spots(&self, h: u64) -> (usize, impl Iterator<Item = (usize, u64)>) {
+        let block = ((h as u128 * self.blocks.len() as u128) >> 64) as usize;
+        let mixed = h.rotate_left(29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let bits = (0..K).map(move |i| {
+            let bit = (mixed >> (i * 9)) & 511;
+            ((bit / 64) as usize, 1u64 << (bit % 64))
+        });
+        (block, bits)
+    }
+
+    fn insert(&mut self, h: u64) {
+        let (block, bits) = self.spots(h);
+        let block = &mut self.blocks[block];
+        for (word, bit) in bits {
+            block[word] |= bit;
+        }
+        self.entries += 1;
+    }
+
+    fn may_contain(&self, h: u64) -> bool {
+        let (block, mut bits) = self.spots(h);
+        let block = &self.blocks[block];
+        bits.all(|(word, bit)| block[word] & bit != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every inserted hash is found; few others are (false positives cost a lookup).
+    #[test]
+    fn a_bloom_filter_finds_what_it_holds_and_rarely_more() {
+        let mut bloom = Bloom::with_capacity(100_000);
+        let hash = |i: u64| i.wrapping_mul(0xD6E8_FEB8_6659_FD93).rotate_left(17) ^ i;
+        (0..100_000).for_each(|i| bloom.insert(hash(i)));
+        assert!((0..100_000).all(|i| bloom.may_contain(hash(i))));
+        let false_positives = (100_000..200_000)
+            .filter(|i| bloom.may_contain(hash(*i)))
+            .count();
+        assert!(false_positives < 2_000, "{false_positives} false positives");
+        assert_eq!(bloom.room(), 0);
+    }
+}
