@@ -4,8 +4,9 @@
 //! fall on slot edges, sums a cube instead of scanning the facts (`query::source`).
 //!
 //! Invariant: summed per (workspace, slot, dimensions), a cube's `n` is the number of
-//! fact rows with that key, as [`Cube::aggregate_sql`] counts them over the fact table. Derivation keeps it so (`derive_touched`): the rows a settle deletes are
-//! counted negatively, the rows it stages positively, in Rust ([`Deltas`]); [`apply`]
+//! fact rows with that key, as [`Cube::aggregate_sql`] counts them over the fact table.
+//! Derivation keeps it so (`derive_touched`): the rows a settle deletes are counted
+//! negatively, the rows it stages positively, in Rust ([`Deltas`]); [`apply`]
 //! appends the nonzero net changes, so a key may have several rows until the cube is
 //! compacted: the invariant is that each key's rows sum to its number of fact rows.
 
@@ -24,7 +25,7 @@ use crate::StoreError;
 /// it, so local hours, days and weeks start on slot edges.
 pub(crate) const SLOT_MICROS: i64 = 900_000_000;
 
-/// Which fact rows a cube counts, as Rust tests them (`Cube::rows` in SQL).
+/// Which fact rows a cube counts, as Rust tests them (`Cube::rows_sql` in SQL).
 #[derive(Clone, Copy)]
 pub(crate) enum Rows {
     All,
@@ -41,13 +42,10 @@ pub(crate) struct Cube {
     pub table: &'static str,
     pub dataset: Dataset,
     pub facts: &'static str,
-    /// The condition on a fact row `x` that puts it in the dataset, in SQL and in Rust.
-    pub rows: &'static str,
+    /// Which rows of the fact table are in the dataset (`Cube::rows_sql` in SQL).
     pub keep: Rows,
-    /// The time column of `x` that places the row in a slot.
+    /// The time column of the fact table that places a row in a slot.
     pub t: &'static str,
-    /// The columns `rows` and `t` read.
-    pub reads: &'static [&'static str],
     pub dims: &'static [&'static str],
     /// The schema migration that creates the cube.
     pub since: i64,
@@ -58,10 +56,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_opened",
         dataset: Dataset::Opened,
         facts: "conversations",
-        rows: "TRUE",
         keep: Rows::All,
-        t: "x.opened_at",
-        reads: &["opened_at"],
+        t: "opened_at",
         dims: &["opened_channel", "opened_source", "contact_type"],
         since: 6,
     },
@@ -69,10 +65,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_closed",
         dataset: Dataset::Closed,
         facts: "conversations",
-        rows: "x.closed_at IS NOT NULL",
         keep: Rows::Closed,
-        t: "x.closed_at",
-        reads: &["closed_at"],
+        t: "closed_at",
         dims: &["category", "closed_source", "contact_type"],
         since: 6,
     },
@@ -80,10 +74,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_incoming",
         dataset: Dataset::Incoming,
         facts: "messages",
-        rows: "x.incoming",
         keep: Rows::Incoming,
-        t: "x.at_us",
-        reads: &["incoming", "at_us"],
+        t: "at_us",
         dims: &["channel_id"],
         since: 6,
     },
@@ -91,10 +83,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_outgoing",
         dataset: Dataset::Outgoing,
         facts: "messages",
-        rows: "NOT x.incoming",
         keep: Rows::Outgoing,
-        t: "x.at_us",
-        reads: &["incoming", "at_us"],
+        t: "at_us",
         dims: &["channel_id", "source", "message_type", "subtype", "status"],
         since: 6,
     },
@@ -102,10 +92,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_assignments",
         dataset: Dataset::Assignments,
         facts: "assignments",
-        rows: "TRUE",
         keep: Rows::All,
-        t: "x.at_us",
-        reads: &["at_us"],
+        t: "at_us",
         dims: &["source"],
         since: 6,
     },
@@ -116,10 +104,8 @@ pub(crate) const CUBES: &[Cube] = &[
         table: "cube_connected",
         dataset: Dataset::Connected,
         facts: "connections",
-        rows: "TRUE",
         keep: Rows::All,
-        t: "x.at_us",
-        reads: &["at_us"],
+        t: "at_us",
         dims: &["channel_id", "source", "user_id"],
         since: 7,
     },
@@ -131,14 +117,8 @@ const fn activity_cube(table: &'static str, dataset: Dataset, kind: &'static str
         table,
         dataset,
         facts: "activities",
-        rows: match kind.as_bytes() {
-            b"added" => "x.kind = 'added'",
-            b"deleted" => "x.kind = 'deleted'",
-            _ => "x.kind = 'merged'",
-        },
         keep: Rows::Kind(kind),
-        t: "x.at_us",
-        reads: &["kind", "at_us"],
+        t: "at_us",
         dims: &["source", "user_id"],
         since: 7,
     }
@@ -157,15 +137,39 @@ impl Cube {
             .is_some_and(|c| self.dims.contains(&c))
     }
 
+    /// The condition on a fact row `x` that puts it in the dataset.
+    fn rows_sql(&self) -> String {
+        match self.keep {
+            Rows::All => "TRUE".to_string(),
+            Rows::Incoming => "x.incoming".to_string(),
+            Rows::Outgoing => "NOT x.incoming".to_string(),
+            Rows::Closed => format!("x.{} IS NOT NULL", self.t),
+            Rows::Kind(kind) => format!("x.kind = '{kind}'"),
+        }
+    }
+
+    /// The columns of the fact table the cube reads: the time, what `keep` tests, the
+    /// dimensions.
+    fn reads(&self) -> impl Iterator<Item = &'static str> {
+        let tested = match self.keep {
+            Rows::Incoming | Rows::Outgoing => Some("incoming"),
+            Rows::Kind(_) => Some("kind"),
+            Rows::All | Rows::Closed => None,
+        };
+        std::iter::once(self.t)
+            .chain(tested)
+            .chain(self.dims.iter().copied())
+    }
+
     /// The cube's rows counted over the fact table `from` (as `x`) where `cond` holds.
     pub fn aggregate_sql(&self, from: &str, cond: &str) -> String {
-        let t = self.t;
+        let t = format!("x.{}", self.t);
         let dims: String = self.dims.iter().map(|d| format!(", x.{d}")).collect();
         format!(
             "SELECT x.workspace, {t} - ({t} % {SLOT_MICROS} + {SLOT_MICROS}) % {SLOT_MICROS} AS slot{dims},
                     count(*)::BIGINT AS n
              FROM {from} x WHERE {rows} AND ({cond}) GROUP BY ALL",
-            rows = self.rows,
+            rows = self.rows_sql(),
         )
     }
 }
@@ -208,14 +212,21 @@ type Key<S> = (i64, [Option<S>; MAX_DIMS]);
 /// a settle reads no fact row twice to keep the cubes.
 pub(crate) struct Deltas {
     maps: Vec<HashMap<Key<Box<str>>, i64>>,
+    /// Rows appended to a cube before it is compacted, at least.
+    tail_min: i64,
     /// The columns of each fact table with cubes, in table order (as staged batches
     /// have them).
     columns: HashMap<&'static str, Vec<String>>,
 }
 
 impl Deltas {
-    /// Deltas of the cubes over `tables`.
-    pub fn new(conn: &Connection, tables: &[&'static str]) -> Result<Deltas, StoreError> {
+    /// Deltas of the cubes over `tables`, applied by [`apply`] compacting a cube past
+    /// `tail_min` appended rows at least.
+    pub fn new(
+        conn: &Connection,
+        tables: &[&'static str],
+        tail_min: i64,
+    ) -> Result<Deltas, StoreError> {
         let mut columns = HashMap::new();
         for c in over(tables) {
             if !columns.contains_key(c.facts) {
@@ -227,6 +238,7 @@ impl Deltas {
         }
         Ok(Deltas {
             maps: vec![HashMap::new(); CUBES.len()],
+            tail_min,
             columns,
         })
     }
@@ -256,7 +268,7 @@ impl Deltas {
                 .ok_or_else(|| StoreError::Rows(format!("{table} has no column {name}")))
         };
         for (ci, c) in CUBES.iter().enumerate().filter(|(_, c)| c.facts == table) {
-            let t = column(c.t.trim_start_matches("x."))?.as_primitive::<Int64Type>();
+            let t = column(c.t)?.as_primitive::<Int64Type>();
             let incoming = match c.keep {
                 Rows::Incoming | Rows::Outgoing => Some(column("incoming")?.as_boolean()),
                 _ => None,
@@ -313,7 +325,7 @@ pub(crate) fn delete(
 ) -> Result<(), StoreError> {
     let mut cols: Vec<String> = Vec::new();
     for c in CUBES.iter().filter(|c| c.facts == table) {
-        for col in c.reads.iter().chain(c.dims) {
+        for col in c.reads() {
             if !cols.iter().any(|x| x == col) {
                 cols.push(col.to_string());
             }
@@ -341,13 +353,9 @@ pub(crate) const TAIL_MIN_ROWS: i64 = 20_000;
 
 /// Appends the nonzero net changes to the cubes of `ws` (a cube key may then have
 /// several rows: reports sum them), and compacts a cube whose appended rows grew past
-/// its share (and at least `tail_min` rows).
-pub(crate) fn apply(
-    conn: &Connection,
-    ws: &str,
-    deltas: Deltas,
-    tail_min: i64,
-) -> Result<(), StoreError> {
+/// its share (and the deltas' `tail_min`).
+pub(crate) fn apply(conn: &Connection, ws: &str, deltas: Deltas) -> Result<(), StoreError> {
+    let tail_min = deltas.tail_min;
     let mut appended = vec![0i64; CUBES.len()];
     for (ci, map) in deltas.maps.into_iter().enumerate() {
         if map.is_empty() {
@@ -420,7 +428,8 @@ fn compact(conn: &Connection, c: &Cube, ws: &str) -> Result<i64, StoreError> {
     Ok(n as i64)
 }
 
-/// Counts every cube of `ws` again from its facts (a rebuild, after its derivation).
+/// Counts every cube of `ws` again from its facts (after a derivation too large for
+/// deltas, or a rebuild).
 pub(crate) fn recount(conn: &Connection, ws: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM cube_tails WHERE workspace = $1", [ws])?;
     for c in CUBES {
@@ -448,25 +457,24 @@ pub(crate) fn recount(conn: &Connection, ws: &str) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    /// Each cube's SQL row condition and Rust test agree, and a cube's dimensions fit
-    /// its key.
+    /// Each cube's SQL row condition is the one its dataset has in `query::source`, and
+    /// a cube's dimensions fit its key.
     #[test]
     fn each_cube_tests_its_rows_alike_in_sql_and_rust() {
         for c in CUBES {
-            let sql = match c.keep {
-                Rows::All => "TRUE".to_string(),
-                Rows::Incoming => "x.incoming".to_string(),
-                Rows::Outgoing => "NOT x.incoming".to_string(),
-                Rows::Closed => "x.closed_at IS NOT NULL".to_string(),
-                Rows::Kind(k) => format!("x.kind = '{k}'"),
+            let sql = match c.dataset {
+                Dataset::Opened | Dataset::Assignments | Dataset::Connected => "TRUE",
+                Dataset::Closed => "x.closed_at IS NOT NULL",
+                Dataset::Incoming => "x.incoming",
+                Dataset::Outgoing => "NOT x.incoming",
+                Dataset::Added => "x.kind = 'added'",
+                Dataset::Deleted => "x.kind = 'deleted'",
+                Dataset::Merged => "x.kind = 'merged'",
+                other => panic!("no cube expected for {other:?}"),
             };
-            assert_eq!(c.rows, sql, "{}", c.table);
+            assert_eq!(c.rows_sql(), sql, "{}", c.table);
             assert!(c.dims.len() <= MAX_DIMS, "{}", c.table);
-            assert!(
-                c.reads.contains(&c.t.trim_start_matches("x.")),
-                "{}",
-                c.table
-            );
+            assert!(c.reads().any(|col| col == c.t), "{}", c.table);
         }
     }
 }

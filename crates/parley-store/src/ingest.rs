@@ -350,7 +350,7 @@ fn may_be_stored(
     hashes: &Option<Vec<u64>>,
 ) -> Result<Option<Vec<u64>>, StoreError> {
     match (known, hashes) {
-        (Some(k), Some(h)) => Ok(Some(k.may_be_stored(conn, ws, kind, h.clone())?)),
+        (Some(k), Some(h)) => Ok(Some(k.may_be_stored(conn, ws, kind, h)?)),
         _ => Ok(hashes.clone()),
     }
 }
@@ -706,8 +706,8 @@ pub(crate) fn rebuild(conn: &Connection, ws: &str, part: u64) -> Result<(), Stor
          SELECT DISTINCT owner AS contact FROM events WHERE workspace = $1",
         [ws],
     )?;
+    // The facts deleted above were not counted out of the cubes: count them again.
     derive_touched(conn, ws, part, crate::schema::FACT_TABLES, None)?;
-    crate::cubes::recount(conn, ws)?;
     rebuild_user_teams(conn, ws)?;
     Ok(())
 }
@@ -878,9 +878,10 @@ fn affected_tables(ranks: u16) -> Vec<&'static str> {
 }
 
 /// Re-derives the facts of every contact in `touched` and of everyone walked with them,
-/// replacing their rows in `tables` (the others cannot have changed), and with
-/// `cube_tail` their counts in the cubes, compacting a cube past that many appended rows
-/// (a rebuild counts the cubes afterwards instead).
+/// replacing their rows in `tables` (the others cannot have changed), and their counts
+/// in the cubes: by deltas, compacting a cube past `cube_tail` appended rows, or, for
+/// many contacts or without `cube_tail` (a rebuild, whose deleted facts were not
+/// counted out), counted again from the facts.
 fn derive_touched(
     conn: &Connection,
     ws: &str,
@@ -905,11 +906,11 @@ fn derive_touched(
     // A derivation of many contacts (a bulk ingest) counts its cubes again from the
     // facts afterwards: one scan, instead of holding the changes of millions of rows.
     let walking: i64 = conn.query_row("SELECT count(*) FROM dset", [], |r| r.get(0))?;
-    let recount = cube_tail.is_none() || walking > RECOUNT_CONTACTS;
-    let mut deltas = if recount {
-        None
-    } else {
-        Some(crate::cubes::Deltas::new(conn, tables)?)
+    let mut deltas = match cube_tail {
+        Some(tail) if walking <= RECOUNT_CONTACTS => {
+            Some(crate::cubes::Deltas::new(conn, tables, tail)?)
+        }
+        _ => None,
     };
     let walked = format!(
         "workspace = $1{contacts}
@@ -997,11 +998,9 @@ fn derive_touched(
         start = end;
     }
     flush_facts(conn, tables)?;
-    match (deltas, cube_tail) {
-        (Some(d), Some(tail)) => crate::cubes::apply(conn, ws, d, tail)?,
-        _ if cube_tail.is_some() => crate::cubes::recount(conn, ws)?,
-        // A rebuild counts them itself, once its facts are all derived.
-        _ => {}
+    match deltas {
+        Some(d) => crate::cubes::apply(conn, ws, d)?,
+        None => crate::cubes::recount(conn, ws)?,
     }
     phase("cubes");
     conn.execute_batch("DROP TABLE IF EXISTS dgroups; DROP TABLE dset; DROP TABLE touched;")?;

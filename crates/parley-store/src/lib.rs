@@ -690,10 +690,8 @@ mod tests {
         );
     }
 
-    /// A data dir written before the cubes (schema 5) gets them filled from its facts on
-    /// open (migrations 6 and 7): every report counted from them equals the facts' count.
-    #[test]
-    fn cubes_are_filled_from_the_facts_on_open() {
+    /// A store holding the Madrid worked example in workspace `w`.
+    fn madrid_store() -> DuckStore {
         let store = DuckStore::on(attach(":memory:").unwrap()).unwrap();
         store
             .create_workspace(&Workspace {
@@ -706,6 +704,32 @@ mod tests {
         store
             .ingest("w", &mut events.as_bytes(), &mut |_| {})
             .unwrap();
+        store
+    }
+
+    /// Every report of `w` over the example's three months, as JSON.
+    fn madrid_reports(store: &DuckStore) -> Vec<String> {
+        let tz = parley_core::time::parse_zone("Europe/Madrid").unwrap();
+        let date = |d: &str| parley_core::time::parse_date(d).unwrap();
+        Report::ALL
+            .iter()
+            .map(|report| {
+                let q = Query {
+                    workspace: store.workspace("w").unwrap(),
+                    report: *report,
+                    range: Range::custom(date("2025-09-01"), date("2025-11-30"), &tz).unwrap(),
+                    filters: Filters::default(),
+                };
+                serde_json::to_string(&store.report(&q).unwrap()).unwrap()
+            })
+            .collect()
+    }
+
+    /// A data dir written before the cubes (schema 5) gets them filled from its facts on
+    /// open (migrations 6 and 7): every report counted from them equals the facts' count.
+    #[test]
+    fn cubes_are_filled_from_the_facts_on_open() {
+        let store = madrid_store();
         {
             let conn = lock(&store.writer);
             for c in cubes::CUBES {
@@ -718,26 +742,30 @@ mod tests {
             .unwrap();
             store.migrate(&conn).unwrap();
         }
-        let tz = parley_core::time::parse_zone("Europe/Madrid").unwrap();
-        let date = |d: &str| parley_core::time::parse_date(d).unwrap();
-        let store = store.with_cubes(true);
-        let mut from_cubes = Vec::new();
-        for report in Report::ALL {
-            let q = Query {
-                workspace: store.workspace("w").unwrap(),
-                report: *report,
-                range: Range::custom(date("2025-09-01"), date("2025-11-30"), &tz).unwrap(),
-                filters: Filters::default(),
-            };
-            let doc = serde_json::to_string(&store.report(&q).unwrap()).unwrap();
-            from_cubes.push((q, doc));
-        }
-        let store = store.with_cubes(false);
-        for (q, doc) in from_cubes {
-            let facts = serde_json::to_string(&store.report(&q).unwrap()).unwrap();
-            assert_eq!(doc, facts, "{:?}", q.report);
+        let from_cubes = madrid_reports(&store);
+        let from_facts = madrid_reports(&store.with_cubes(false));
+        for (doc, facts) in from_cubes.iter().zip(&from_facts) {
+            assert_eq!(doc, facts);
             assert!(doc.contains(r#""status":"ok""#), "{doc}");
         }
+    }
+
+    /// A rebuild counts the cubes again from the facts (it does not count its deleted
+    /// facts out of them): cubes emptied behind its back are whole again after it.
+    #[test]
+    fn a_rebuild_counts_the_cubes_again() {
+        let store = madrid_store();
+        let before = madrid_reports(&store);
+        {
+            let conn = lock(&store.writer);
+            for c in cubes::CUBES {
+                conn.execute_batch(&format!("DELETE FROM {}", c.table))
+                    .unwrap();
+            }
+        }
+        assert_ne!(madrid_reports(&store), before, "the emptied cubes are read");
+        store.rebuild("w").unwrap();
+        assert_eq!(madrid_reports(&store), before);
     }
 
     /// A data dir written by schema 1 (events kept as JSON bodies) opens under today's

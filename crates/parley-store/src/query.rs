@@ -115,8 +115,12 @@ fn slot_aligned(range: &Range, buckets: &[Bucket]) -> bool {
             .all(|(i, (from, off))| (i == 0 || edge(from.micros())) && edge(off * 1_000_000))
 }
 
-/// The cube that counts a dataset's components, when it has every filter's and every
-/// key's dimension and the range falls on its slots.
+/// Where a dataset's rows are counted: its cube, when it has every filter's and every
+/// key's dimension and the range falls on its slots (`aligned`), else its facts.
+fn counted_source(q: &Query, ds: Dataset, needs: &Needs, aligned: bool) -> Source {
+    cube_source(q, ds, needs, aligned).unwrap_or_else(|| source(ds, &q.filters))
+}
+
 fn cube_source(q: &Query, ds: Dataset, needs: &Needs, aligned: bool) -> Option<Source> {
     let cube = crate::cubes::of(ds)?;
     let served = aligned
@@ -390,7 +394,7 @@ fn count_dataset(
     aligned: bool,
 ) -> Result<Counts, StoreError> {
     let n = buckets.len();
-    let src = cube_source(q, ds, needs, aligned).unwrap_or_else(|| source(ds, &q.filters));
+    let src = counted_source(q, ds, needs, aligned);
     let (cond, params) = where_clause(q, ds, &src);
     let (bucket_expr, join) = match how {
         Bucketing::Arithmetic(expr) => (expr.replace("{t}", src.t), String::new()),
@@ -815,8 +819,7 @@ fn log_order(t: &str, ties: &[&str]) -> String {
 /// A log's number of rows: summed from the dataset's cube where it can be (`cubes`).
 fn count_rows(conn: &Connection, q: &Query, ds: Dataset, cubes: bool) -> Result<u64, StoreError> {
     let aligned = cubes && slot_aligned(&q.range, &q.range.buckets());
-    let src =
-        cube_source(q, ds, &Needs::default(), aligned).unwrap_or_else(|| source(ds, &q.filters));
+    let src = counted_source(q, ds, &Needs::default(), aligned);
     let (cond, params) = where_clause(q, ds, &src);
     let n = if src.cube {
         "coalesce(sum(x.n), 0)::BIGINT"

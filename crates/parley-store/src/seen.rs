@@ -68,10 +68,10 @@ impl Known {
         conn: &Connection,
         ws: &str,
         kind: Kind,
-        hashes: Vec<u64>,
+        hashes: &[u64],
     ) -> Result<Vec<u64>, StoreError> {
         if self.batches == 0 {
-            return Ok(hashes);
+            return Ok(hashes.to_vec());
         }
         let slot = &mut self.filters[kind.index()];
         if slot.is_none() {
@@ -79,7 +79,8 @@ impl Known {
         }
         let filter = slot.as_ref().expect("built");
         Ok(hashes
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|h| filter.may_contain(*h))
             .collect())
     }
