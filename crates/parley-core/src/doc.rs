@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::directory::Directory;
 use crate::enums::{self, ContactSource, ContactType, DeliveryStatus, MessageType};
 use crate::report::{ColType, Component, Filters, Key, Log, Report, Shape, MISSING};
-use crate::time::{write_duration, Instant, Range};
+use crate::time::{write_duration, Instant, LocalClock, Range};
 
 /// Only the first rows of a log can be paged (SPEC §6.5).
 pub const LOG_CAP: u64 = 10_000;
@@ -279,6 +279,24 @@ pub enum Cell {
     Text(String),
 }
 
+/// A [`Cell`] whose text is borrowed (from a query's result).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+}
+
+impl Cell {
+    pub fn as_ref(&self) -> CellRef<'_> {
+        match self {
+            Cell::Null => CellRef::Null,
+            Cell::Int(n) => CellRef::Int(*n),
+            Cell::Text(s) => CellRef::Text(s),
+        }
+    }
+}
+
 /// The log page of SPEC §8.2.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LogPage {
@@ -352,24 +370,103 @@ impl RowFormatter<'_> {
         out
     }
 
-    /// `csv`, written into `out` (one reused string per column): an export of millions
-    /// of rows then allocates almost nothing per row.
+    /// `csv`, written into `out` (one reused string per column).
     pub fn csv_into(&self, cells: &[Cell], out: &mut Vec<String>) {
-        use std::fmt::Write;
+        out.resize(self.log.columns().len(), String::new());
+        let cells: Vec<CellRef> = cells.iter().map(Cell::as_ref).collect();
+        self.fields_into(&cells, out, &mut LocalClock::new(&self.range.tz));
+    }
+
+    /// `csv` of borrowed cells, written into the strings of `out`, one per column; `clock`
+    /// (of this formatter's zone) remembers offsets from row to row. An export of
+    /// millions of rows then allocates almost nothing per row.
+    pub fn fields_into(&self, cells: &[CellRef], out: &mut [String], clock: &mut LocalClock) {
         let cols = self.log.columns();
-        out.resize(cols.len(), String::new());
         for (((_, t), cell), o) in cols.iter().zip(cells).zip(out.iter_mut()) {
             o.clear();
             match (t, cell) {
-                (_, Cell::Null) => o.push_str(MISSING),
-                (ColType::Time, Cell::Int(us)) => Instant(*us).write_local(&self.range.tz, o),
-                (ColType::Duration, Cell::Int(n)) => write_duration(*n, o),
-                (_, Cell::Int(n)) => write!(o, "{n}").expect("writing to a String"),
-                (ColType::Enum, Cell::Text(s)) => o.push_str(enum_label_ref(s)),
-                (t, Cell::Text(s)) => o.push_str(self.display(*t, s)),
+                (_, CellRef::Null) => o.push_str(MISSING),
+                (ColType::Time, CellRef::Int(us)) => clock.write(Instant(*us), o),
+                (ColType::Duration, CellRef::Int(n)) => write_duration(*n, o),
+                (_, CellRef::Int(n)) => push_int(*n, o),
+                (ColType::Enum, CellRef::Text(s)) => o.push_str(enum_label_ref(s)),
+                (t, CellRef::Text(s)) => o.push_str(self.display(*t, s)),
             }
         }
     }
+}
+
+/// `n` in decimal, appended.
+fn push_int(n: i64, out: &mut String) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut n = n.unsigned_abs();
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
+}
+
+/// Appends one CSV record to `out` as the `csv` crate writes it with its defaults and a
+/// CRLF terminator (RFC 4180): a field is quoted when it holds a comma, a quote, CR or
+/// LF (quotes doubled inside), and a record of one empty field is written `""`. About
+/// four times faster than the crate's writer per field, which was a third of an export.
+pub fn push_csv_record<S: AsRef<str>>(fields: &[S], out: &mut Vec<u8>) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let f = field.as_ref().as_bytes();
+        if needs_quotes(f) {
+            out.push(b'"');
+            for &b in f {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(f);
+        }
+    }
+    if let [only] = fields {
+        if only.as_ref().is_empty() {
+            out.extend_from_slice(b"\"\"");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether a field holds a comma, a quote, CR or LF: eight bytes at a time (a byte of a
+/// word equals `c` when the word xor `c` repeated has a zero byte). Most fields are a
+/// few bytes long, where `memchr`'s set-up costs more than the search.
+fn needs_quotes(f: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let mut words = f.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        if has(w, b',') | has(w, b'"') | has(w, b'\n') | has(w, b'\r') {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
 }
 
 /// The English label of any enumeration's wire value (the value itself if unknown).
@@ -419,6 +516,52 @@ mod tests {
             [("-", "-", 2), ("bot", "Bot", 1), ("zapier", "Zapier", 1)]
         );
         assert_eq!(rows[0].percent, 50.0);
+    }
+
+    proptest::proptest! {
+        /// The hand-written CSV record is byte for byte what the `csv` crate writes.
+        #[test]
+        fn csv_records_are_written_as_the_csv_crate_writes_them(
+            fields in proptest::collection::vec("[a-c,\"\r\n é]{0,6}", 1..5)
+        ) {
+            let mut w = csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(Vec::new());
+            w.write_record(&fields).unwrap();
+            let theirs = w.into_inner().unwrap();
+            let mut ours = Vec::new();
+            push_csv_record(&fields, &mut ours);
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        }
+    }
+
+    #[test]
+    fn fields_need_quotes_for_commas_quotes_and_line_ends_anywhere() {
+        for special in [",", "\"", "\r", "\n"] {
+            for at in 0..20 {
+                let mut f = "a".repeat(20);
+                f.replace_range(at..=at, special);
+                assert!(needs_quotes(f.as_bytes()), "{f:?}");
+            }
+        }
+        for plain in [
+            "",
+            "abc",
+            "Sofía Dubois (agent)",
+            "2026-11-30T22:56:11+01:00",
+            "\u{2c00}",
+        ] {
+            assert!(!needs_quotes(plain.as_bytes()), "{plain:?}");
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 1234, -1, -90, i64::MAX, i64::MIN] {
+            let mut s = String::new();
+            push_int(n, &mut s);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]

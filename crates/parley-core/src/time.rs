@@ -73,6 +73,89 @@ impl Instant {
     }
 }
 
+/// Formats instants as [`Instant::write_local`] does, remembering the offset between the
+/// zone's two transitions around the last instant: an export's millions of instants then
+/// cost integer arithmetic instead of a zone lookup and a calendar conversion each.
+pub struct LocalClock<'a> {
+    tz: &'a TimeZone,
+    /// Seconds `[from, to)` in which the offset is `offset` (seconds east of UTC).
+    span: Option<(i64, i64, i64)>,
+}
+
+impl<'a> LocalClock<'a> {
+    pub fn new(tz: &'a TimeZone) -> Self {
+        LocalClock { tz, span: None }
+    }
+
+    /// `at` as RFC 3339 in the zone's local offset, truncated to the second, appended.
+    pub fn write(&mut self, at: Instant, out: &mut String) {
+        let secs = at.0.div_euclid(MICROS);
+        let offset = match self.span {
+            Some((from, to, offset)) if from <= secs && secs < to => offset,
+            _ => match self.learn(secs) {
+                Some(offset) => offset,
+                None => return at.write_local(self.tz, out),
+            },
+        };
+        let local = secs + offset;
+        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+        if !(0..=9999).contains(&year) {
+            return at.write_local(self.tz, out);
+        }
+        let of_day = local.rem_euclid(86_400) as u32;
+        push_digits(out, year as u32, 4);
+        for (sep, n) in [
+            ('-', month),
+            ('-', day),
+            ('T', of_day / 3600),
+            (':', of_day / 60 % 60),
+            (':', of_day % 60),
+        ] {
+            out.push(sep);
+            push_digits(out, n, 2);
+        }
+        write_offset(
+            Offset::from_seconds(offset as i32).expect("a zone's offset"),
+            out,
+        );
+    }
+
+    /// The offset at `secs`, remembering the span of it between transitions; `None` when
+    /// the span cannot be told (the instant on a transition is simply not remembered).
+    fn learn(&mut self, secs: i64) -> Option<i64> {
+        let ts = Timestamp::from_second(secs).ok()?;
+        let offset = self.tz.to_offset(ts);
+        let from = self.tz.preceding(ts).next().map(|t| t.timestamp());
+        let to = self.tz.following(ts).next().map(|t| t.timestamp());
+        if from.is_some_and(|f| self.tz.to_offset(f) != offset) {
+            return None;
+        }
+        let from = from.map_or(i64::MIN, |f| f.as_second());
+        let to = to.map_or(i64::MAX, |t| t.as_second());
+        let offset = i64::from(offset.seconds());
+        if from <= secs && secs < to {
+            self.span = Some((from, to, offset));
+            return Some(offset);
+        }
+        None
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `±hh:mm`, with UTC as `+00:00`.
 pub fn format_offset(offset: Offset) -> String {
     let mut out = String::with_capacity(6);
@@ -92,6 +175,11 @@ fn write_offset(offset: Offset, out: &mut String) {
 
 /// `n` in decimal, zero-padded to at least `width` digits.
 pub fn push_digits(out: &mut String, mut n: u32, width: usize) {
+    if width == 2 && n < 100 {
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+        return;
+    }
     let mut buf = [b'0'; 10];
     let mut i = buf.len();
     while n > 0 || buf.len() - i < width {
@@ -510,6 +598,47 @@ pub fn parse_zone(name: &str) -> Option<TimeZone> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// The remembering clock writes every instant as `write_local` does, in zones
+        /// with DST, 45-minute and half-hour offsets, local mean time, and across their
+        /// transitions, in any order.
+        #[test]
+        fn a_local_clock_writes_what_write_local_writes(
+            zone in proptest::sample::select(vec![
+                "Europe/Madrid", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe",
+                "Africa/Monrovia", "Europe/Amsterdam", "UTC", "Pacific/Apia",
+            ]),
+            // 1900 to 2100, in seconds, with transitions hit exactly now and then.
+            instants in proptest::collection::vec(
+                proptest::prop_oneof![
+                    -2_208_988_800i64..4_102_444_800i64,
+                    (0i64..200).prop_map(|i| 1_774_746_000 + i * 15_724_800 - 1),
+                    (0i64..200).prop_map(|i| 1_774_746_000 + i * 15_724_800),
+                ],
+                1..40,
+            ),
+            micros in 0i64..1_000_000,
+        ) {
+            let tz = parse_zone(zone).unwrap();
+            let mut clock = LocalClock::new(&tz);
+            for secs in instants {
+                let at = Instant(secs * MICROS + micros);
+                let mut ours = String::new();
+                clock.write(at, &mut ours);
+                proptest::prop_assert_eq!(ours, at.format_local(&tz), "{} in {}", secs, zone);
+            }
+        }
+    }
+
+    #[test]
+    fn days_count_to_the_gregorian_calendar() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_787), (2026, 11, 30));
+    }
 
     fn tz(name: &str) -> TimeZone {
         parse_zone(name).unwrap()

@@ -9,11 +9,11 @@ use duckdb::types::Value;
 use duckdb::Connection;
 use parley_core::directory::Directory;
 use parley_core::doc::{
-    self, Cell, ComponentData, KeyedCounts, LogPage, RangeDoc, ReportDoc, RowFormatter,
+    self, Cell, CellRef, ComponentData, KeyedCounts, LogPage, RangeDoc, ReportDoc, RowFormatter,
 };
 use parley_core::fold_case;
 use parley_core::report::{ColType, Dataset, Filters, Key, Log, Shape, MISSING};
-use parley_core::time::{Bucket, BucketKind, Instant, Range};
+use parley_core::time::{Bucket, BucketKind, Instant, LocalClock, Range};
 
 use crate::columns::plain_columns;
 use crate::ingest::load_directory_events;
@@ -873,14 +873,18 @@ pub(crate) fn log_page(
 
 /// Streams every row of a log as CSV fields: one query whose result DuckDB hands over in
 /// Arrow batches as they are produced, so memory stays constant whatever the log's size.
+///
+/// Formatting (local times, durations, labels) costs about as much as DuckDB's sort and
+/// scan, so it runs on a second thread: this one pulls batches and feeds the sink, the
+/// other turns each batch into fields. A few batches are in flight at most, and their
+/// field buffers are reused.
 pub(crate) fn export(
     conn: &Connection,
     q: &Query,
     log: Log,
     sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
 ) -> Result<u64, StoreError> {
-    use duckdb::arrow::array::{Array, AsArray};
-    use duckdb::arrow::datatypes::{DataType, Int64Type};
+    use std::sync::mpsc::{channel, sync_channel};
 
     check_log_filters(q, log)?;
     let dir = directory(conn, &q.workspace.id)?;
@@ -890,38 +894,90 @@ pub(crate) fn export(
         dir: &dir,
     };
     let (sql, params) = log_sql(q, log);
-    let types = log.columns();
+    let width = log.columns().len();
     let mut stmt = conn.prepare(&sql)?;
-    let mut n = 0;
-    let mut cells = vec![Cell::Null; types.len()];
-    let mut fields = Vec::with_capacity(types.len());
-    for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
-        let batch = batch?;
-        let columns = plain_columns(batch.columns())?;
-        for row in 0..batch.num_rows() {
-            for (cell, col) in cells.iter_mut().zip(&columns) {
-                if col.is_null(row) {
-                    *cell = Cell::Null;
-                } else if col.data_type() == &DataType::Int64 {
-                    *cell = Cell::Int(col.as_primitive::<Int64Type>().value(row));
-                } else {
-                    let v = col.as_string::<i32>().value(row);
-                    // Reuse the cell's string: no allocation per cell.
-                    match cell {
-                        Cell::Text(s) => {
-                            s.clear();
-                            s.push_str(v);
-                        }
-                        _ => *cell = Cell::Text(v.to_string()),
-                    }
+    let batches = stmt.stream_arrow(duckdb::params_from_iter(params))?;
+    std::thread::scope(|scope| {
+        let (to_format, batches_in) = sync_channel::<duckdb::arrow::record_batch::RecordBatch>(2);
+        let (to_sink, formatted) = channel::<Result<Vec<String>, StoreError>>();
+        let (recycle, recycled) = channel::<Vec<String>>();
+        let fmt = &fmt;
+        scope.spawn(move || {
+            for batch in batches_in {
+                let mut fields = recycled.try_recv().unwrap_or_default();
+                let done = format_batch(fmt, &batch, width, &mut fields).map(|()| fields);
+                if to_sink.send(done).is_err() {
+                    break;
                 }
             }
-            fmt.csv_into(&cells, &mut fields);
-            sink(&fields)?;
-            n += 1;
+        });
+        let mut n = 0u64;
+        let mut drain = |fields: Result<Vec<String>, StoreError>| -> Result<(), StoreError> {
+            let fields = fields?;
+            for row in fields.chunks(width) {
+                sink(row)?;
+                n += 1;
+            }
+            // The formatter may be gone already (an error ends the export).
+            let _ = recycle.send(fields);
+            Ok(())
+        };
+        for batch in batches {
+            to_format
+                .send(batch?)
+                .expect("the formatter lives while batches are sent");
+            while let Ok(fields) = formatted.try_recv() {
+                drain(fields)?;
+            }
         }
+        drop(to_format);
+        for fields in formatted {
+            drain(fields)?;
+        }
+        crate::phase("export rows");
+        Ok(n)
+    })
+}
+
+/// The CSV fields of a batch's rows, one after another, written into `out`'s strings.
+fn format_batch(
+    fmt: &RowFormatter,
+    batch: &duckdb::arrow::record_batch::RecordBatch,
+    width: usize,
+    out: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    use duckdb::arrow::array::{Array, AsArray, Int64Array, StringArray};
+    use duckdb::arrow::datatypes::{DataType, Int64Type};
+
+    enum Col<'a> {
+        Int(&'a Int64Array),
+        Text(&'a StringArray),
     }
-    Ok(n)
+    let columns = plain_columns(batch.columns())?;
+    let typed: Vec<Col> = columns
+        .iter()
+        .map(|c| {
+            if c.data_type() == &DataType::Int64 {
+                Col::Int(c.as_primitive::<Int64Type>())
+            } else {
+                Col::Text(c.as_string::<i32>())
+            }
+        })
+        .collect();
+    let rows = batch.num_rows();
+    out.resize(rows * width, String::new());
+    let mut clock = LocalClock::new(&fmt.range.tz);
+    let mut cells = Vec::with_capacity(width);
+    for (row, fields) in out.chunks_mut(width).enumerate() {
+        cells.clear();
+        cells.extend(typed.iter().map(|col| match col {
+            Col::Int(a) if a.is_valid(row) => CellRef::Int(a.value(row)),
+            Col::Text(a) if a.is_valid(row) => CellRef::Text(a.value(row)),
+            _ => CellRef::Null,
+        }));
+        fmt.fields_into(&cells, fields, &mut clock);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
