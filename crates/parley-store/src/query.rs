@@ -717,79 +717,70 @@ fn log_sql(q: &Query, log: Log) -> (String, Vec<Value>) {
     (sql, params)
 }
 
-/// Reads one window of a log's rows, in two steps: the window's keys first, sorting only
-/// the order columns (DuckDB's top-N carries every selected column for all the rows
-/// before the window, 10,000 at the cap: page 200 of the conversation log at L took
-/// 195 ms, now 130), then those rows whole, found by their contact hash and instant,
-/// joined to names and teams.
+/// Reads one window of a log's rows, in steps that each read little:
+/// 1. the instants of the rows up to the window's end, newest first (one narrow column;
+///    `from`, when the dataset's cube could tell it, bounds them to the newest slots that
+///    hold enough rows);
+/// 2. the window's rows whole: those between its first and last instant, ordered, past
+///    the rows newer than its first instant (a page's rows lie scattered over the table,
+///    which is laid out by contact, so only its instants find them cheaply);
+/// 3. the names of their contacts, by key (a join would read every contact).
 fn log_rows(
     conn: &Connection,
     q: &Query,
     log: Log,
-    offset: u64,
-    limit: u64,
+    (offset, limit): (u64, u64),
+    from: Option<i64>,
 ) -> Result<Vec<Vec<Cell>>, StoreError> {
     let ds = log.dataset();
     let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let (cols, ties) = log_columns(log);
-    let order = log_order(src.t, ties);
-    let keys_sql = format!(
-        "SELECT x.ch, {t}, {ties} FROM {from} WHERE {cond} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
-        t = src.t,
-        ties = ties.join(", "),
-        from = src.from,
-    );
-    let mut stmt = conn.prepare(&keys_sql)?;
-    let keys: Vec<(u64, i64, Vec<String>)> = stmt
-        .query_map(duckdb::params_from_iter(&params), |r| {
-            let ties = (0..ties.len())
-                .map(|i| r.get::<_, String>(2 + i))
-                .collect::<Result<_, _>>()?;
-            Ok((r.get(0)?, r.get(1)?, ties))
-        })?
-        .collect::<Result<_, _>>()?;
-    crate::phase("keys");
-    if keys.is_empty() {
+    let end = offset + limit;
+    let instants = |from: Option<i64>| -> Result<Vec<i64>, StoreError> {
+        let bound = from.map_or(String::new(), |f| format!(" AND {} >= {f}", src.t));
+        let sql = format!(
+            "SELECT {t} FROM {from} WHERE {cond}{bound} ORDER BY {t} DESC LIMIT {end}",
+            t = src.t,
+            from = src.from,
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let v = stmt
+            .query_map(duckdb::params_from_iter(&params), |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        Ok(v)
+    };
+    let mut times = instants(from)?;
+    if from.is_some() && (times.len() as u64) < end {
+        // The cube promised more rows since `from`: count them all (never wrong, only slower).
+        times = instants(None)?;
+    }
+    crate::phase("instants");
+    let Some(&newest) = times.get(offset as usize) else {
         return Ok(Vec::new());
-    }
-    let hashes: Vec<String> = keys.iter().map(|(h, _, _)| h.to_string()).collect();
-    let tuple = vec!["?"; 1 + ties.len()].join(", ");
-    let mut values: Vec<Value> = Vec::new();
-    for (_, t, k) in &keys {
-        values.push(Value::BigInt(*t));
-        values.extend(k.iter().map(|v| Value::Text(v.clone())));
-    }
-    let on: Vec<String> = std::iter::once(format!("{} = p.t", src.t))
-        .chain(
-            ties.iter()
-                .enumerate()
-                .map(|(i, t)| format!("{t} = p.k{i}")),
-        )
-        .collect();
-    let names: Vec<String> = (0..ties.len()).map(|i| format!("k{i}")).collect();
+    };
+    let oldest = *times.last().expect("a row");
+    let newer = times.iter().take_while(|&&t| t > newest).count();
     let team = src.team_join_for(cols);
+    let name_at = cols.iter().position(|c| *c == "k.name");
+    let shown: Vec<&str> = cols
+        .iter()
+        .map(|c| if *c == "k.name" { "NULL::VARCHAR" } else { c })
+        .collect();
     let sql = format!(
-        "SELECT {cols} FROM (
-           SELECT x.* FROM {from}
-             JOIN (VALUES {rows}) p(t, {names}) ON {on}
-           WHERE {cond} AND x.ch IN ({hashes}) AND {t} BETWEEN {tmin} AND {tmax}
-         ) x {CONTACT_JOIN} {team} ORDER BY {order} LIMIT {n}",
-        n = keys.len(),
-        t = src.t,
-        tmin = keys.iter().map(|k| k.1).min().expect("a key"),
-        tmax = keys.iter().map(|k| k.1).max().expect("a key"),
-        cols = cols.join(", "),
+        "SELECT {shown}, x.ch FROM (
+           SELECT x.* FROM {from} WHERE {cond} AND {t} BETWEEN {oldest} AND {newest}
+         ) x {team} ORDER BY {order} LIMIT {limit} OFFSET {skip}",
+        shown = shown.join(", "),
         from = src.from,
-        rows = vec![format!("({tuple})"); keys.len()].join(", "),
-        names = names.join(", "),
-        on = on.join(" AND "),
-        hashes = hashes.join(", "),
+        t = src.t,
+        order = log_order(src.t, ties),
+        skip = offset as usize - newer,
     );
-    values.extend(params);
     let types = log.columns();
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(duckdb::params_from_iter(values), |r| {
+    let mut hashes = Vec::new();
+    let rows = stmt.query_map(duckdb::params_from_iter(&params), |r| {
         let mut cells = Vec::with_capacity(types.len());
         for (i, (_, t)) in types.iter().enumerate() {
             cells.push(match t {
@@ -801,11 +792,67 @@ fn log_rows(
                     .map_or(Cell::Null, Cell::Text),
             });
         }
-        Ok(cells)
+        Ok((cells, r.get::<_, u64>(types.len())?))
     })?;
-    let out = rows.collect::<Result<_, _>>()?;
+    let mut out: Vec<Vec<Cell>> = Vec::new();
+    for row in rows {
+        let (cells, ch) = row?;
+        out.push(cells);
+        hashes.push(ch);
+    }
     crate::phase("rows");
+    if let Some(at) = name_at {
+        let contact_at = cols
+            .iter()
+            .position(|c| *c == "x.contact_id")
+            .expect("a log with names has contact ids");
+        let ids: Vec<String> = out
+            .iter()
+            .filter_map(|row| match &row[contact_at] {
+                Cell::Text(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        let names = contact_names(conn, &q.workspace.id, &hashes, &ids)?;
+        for row in &mut out {
+            if let Cell::Text(id) = &row[contact_at] {
+                if let Some(name) = names.get(id) {
+                    row[at] = Cell::Text(name.clone());
+                }
+            }
+        }
+        crate::phase("names");
+    }
     Ok(out)
+}
+
+/// The names of some contacts (unnamed ones are left out), found by their hashes alone
+/// (a list of ids as well costs DuckDB a second join): other contacts of the same hashes
+/// are left out here.
+fn contact_names(
+    conn: &Connection,
+    ws: &str,
+    hashes: &[u64],
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let hashes: Vec<String> = hashes.iter().map(u64::to_string).collect();
+    let sql = format!(
+        "SELECT contact_id, name FROM contacts
+         WHERE workspace = ? AND name IS NOT NULL AND ch IN ({})",
+        hashes.join(", "),
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut names = std::collections::HashMap::new();
+    for row in stmt.query_map([ws], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (id, name) = row?;
+        if ids.contains(&id) {
+            names.insert(id, name);
+        }
+    }
+    Ok(names)
 }
 
 /// A log's order: newest first, ties by row id ascending.
@@ -816,19 +863,49 @@ fn log_order(t: &str, ties: &[&str]) -> String {
         .join(", ")
 }
 
-/// A log's number of rows: summed from the dataset's cube where it can be (`cubes`).
-fn count_rows(conn: &Connection, q: &Query, ds: Dataset, cubes: bool) -> Result<u64, StoreError> {
+/// From how many rows up to a page's end its instants are bounded by the cube's slots.
+const SLOT_BOUND_FROM: u64 = 500;
+
+/// A log's number of rows, summed from the dataset's cube where it can be (`cubes`),
+/// and then also the start of the newest slots that hold at least `needed` rows.
+fn count_rows(
+    conn: &Connection,
+    q: &Query,
+    ds: Dataset,
+    cubes: bool,
+    needed: u64,
+) -> Result<(u64, Option<i64>), StoreError> {
     let aligned = cubes && slot_aligned(&q.range, &q.range.buckets());
     let src = counted_source(q, ds, &Needs::default(), aligned);
     let (cond, params) = where_clause(q, ds, &src);
-    let n = if src.cube {
-        "coalesce(sum(x.n), 0)::BIGINT"
-    } else {
-        "count(*)"
-    };
-    let sql = format!("SELECT {n} FROM {} WHERE {cond}", src.from);
-    let n: i64 = conn.query_row(&sql, duckdb::params_from_iter(params), |r| r.get(0))?;
-    Ok(n as u64)
+    // Summed per slot only when the window reaches deep enough for the bound to pay
+    // for the grouping (page 1 reads the newest rows cheaply anyway).
+    if !src.cube || needed < SLOT_BOUND_FROM {
+        let n = if src.cube {
+            "coalesce(sum(x.n), 0)::BIGINT"
+        } else {
+            "count(*)"
+        };
+        let sql = format!("SELECT {n} FROM {} WHERE {cond}", src.from);
+        let n: i64 = conn.query_row(&sql, duckdb::params_from_iter(params), |r| r.get(0))?;
+        return Ok((n as u64, None));
+    }
+    let sql = format!(
+        "SELECT x.slot, sum(x.n)::BIGINT FROM {} WHERE {cond} GROUP BY x.slot ORDER BY x.slot DESC",
+        src.from
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let (mut total, mut from) = (0u64, None);
+    for slot in stmt.query_map(duckdb::params_from_iter(params), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        let (slot, n) = slot?;
+        total += n as u64;
+        if from.is_none() && total >= needed {
+            from = Some(slot);
+        }
+    }
+    Ok((total, from))
 }
 
 /// A log page; `cubes` lets its total be summed from the dataset's cube.
@@ -844,13 +921,13 @@ pub(crate) fn log_page(
     crate::phase("log start");
     let dir = directory(conn, &q.workspace.id)?;
     crate::phase("directory");
-    let total = count_rows(conn, q, log.dataset(), cubes)?;
-    crate::phase("count");
     let (offset, limit) = doc::page_window(page, per_page);
-    let rows = if limit == 0 {
+    let (total, from) = count_rows(conn, q, log.dataset(), cubes, offset + limit)?;
+    crate::phase("count");
+    let rows = if limit == 0 || offset >= total {
         Vec::new()
     } else {
-        log_rows(conn, q, log, offset, limit)?
+        log_rows(conn, q, log, (offset, limit), from)?
     };
     let fmt = RowFormatter {
         log,
