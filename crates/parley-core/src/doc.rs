@@ -456,17 +456,19 @@ fn needs_quotes(f: &[u8]) -> bool {
         let x = w ^ (ONES * u64::from(c));
         x.wrapping_sub(ONES) & !x & HIGHS != 0
     };
-    let mut words = f.chunks_exact(8);
-    for word in &mut words {
-        let w = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        if has(w, b',') | has(w, b'"') | has(w, b'\n') | has(w, b'\r') {
-            return true;
-        }
+    let special = |w: u64| has(w, b',') | has(w, b'"') | has(w, b'\n') | has(w, b'\r');
+    let word = |at: usize| u64::from_le_bytes(f[at..at + 8].try_into().expect("eight bytes"));
+    if f.len() < 8 {
+        // Padded with zero bytes, which are never special.
+        let mut padded = [0u8; 8];
+        padded[..f.len()].copy_from_slice(f);
+        return special(u64::from_le_bytes(padded));
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    // Whole words, the last one overlapping its predecessor: no byte-by-byte tail.
+    (0..f.len() - 8)
+        .step_by(8)
+        .chain([f.len() - 8])
+        .any(|at| special(word(at)))
 }
 
 /// The English label of any enumeration's wire value (the value itself if unknown).
@@ -538,10 +540,12 @@ mod tests {
     #[test]
     fn fields_need_quotes_for_commas_quotes_and_line_ends_anywhere() {
         for special in [",", "\"", "\r", "\n"] {
-            for at in 0..20 {
-                let mut f = "a".repeat(20);
-                f.replace_range(at..=at, special);
-                assert!(needs_quotes(f.as_bytes()), "{f:?}");
+            for len in 1..=20 {
+                for at in 0..len {
+                    let mut f = "a".repeat(len);
+                    f.replace_range(at..=at, special);
+                    assert!(needs_quotes(f.as_bytes()), "{f:?}");
+                }
             }
         }
         for plain in [

@@ -1051,7 +1051,7 @@ fn flush_facts(conn: &Connection, tables: &[&'static str]) -> Result<(), StoreEr
     phase("before flush");
     for table in tables {
         conn.execute_batch(&format!(
-            "INSERT INTO {table} SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
+            "INSERT INTO {table} BY NAME SELECT *, hash(contact_id) AS ch FROM f_{table} ORDER BY ch;
              DELETE FROM f_{table};"
         ))?;
     }
@@ -1192,10 +1192,18 @@ impl Rows {
 pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatch)> {
     let mut out = Vec::with_capacity(6);
     let (table, mut app) = ("f_contacts", Rows::default());
+    // Each contact's name and its folding, carried by every fact row of the contact.
+    let mut names: HashMap<&str, (Option<&str>, Option<String>)> = HashMap::new();
     for c in &f.contacts {
         let folded = c.name.as_deref().map(fold_case);
         row!(app; ws, c.contact_id, c.name, folded);
+        names.insert(&c.contact_id, (c.name.as_deref(), folded));
     }
+    let name = |id: &str| {
+        names
+            .get(id)
+            .map_or((None, None), |(n, f)| (*n, f.as_deref()))
+    };
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_conversations", Rows::default());
     for c in &f.conversations {
@@ -1235,6 +1243,8 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             c.incoming_messages,
             c.outgoing_messages,
             c.responses,
+            name(&c.contact_id).0,
+            name(&c.contact_id).1,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
@@ -1259,6 +1269,8 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             m.read_at.map(|t| t.micros()),
             m.failed_at.map(|t| t.micros()),
             m.error,
+            name(&m.contact_id).0,
+            name(&m.contact_id).1,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
@@ -1273,6 +1285,9 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             a.merged_contact_id,
             a.source,
             a.user_id,
+            name(&a.contact_id).0,
+            name(&a.contact_id).1,
+            a.merged_contact_id.as_deref().and_then(|m| name(m).1),
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
@@ -1285,7 +1300,9 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             c.at.micros(),
             c.message_id,
             c.source,
-            c.user_id
+            c.user_id,
+            name(&c.contact_id).0,
+            name(&c.contact_id).1,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
@@ -1301,6 +1318,8 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             a.new_assignee,
             a.source.wire(),
             a.assigned_by,
+            name(&a.contact_id).0,
+            name(&a.contact_id).1,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));

@@ -740,6 +740,7 @@ mod tests {
                 "DROP TABLE cube_tails; DELETE FROM schema_migrations WHERE version >= 6;",
             )
             .unwrap();
+            drop_contact_names(&conn);
             store.migrate(&conn).unwrap();
         }
         let from_cubes = madrid_reports(&store);
@@ -748,6 +749,93 @@ mod tests {
             assert_eq!(doc, facts);
             assert!(doc.contains(r#""status":"ok""#), "{doc}");
         }
+    }
+
+    const FACT_ROWS_WITH_NAMES: [&str; 5] = [
+        "conversations",
+        "messages",
+        "activities",
+        "connections",
+        "assignments",
+    ];
+
+    /// The fact tables as schema 7 left them, without their contacts' names, and the
+    /// scratch tables of `conn` as they would be made from them.
+    fn drop_contact_names(conn: &Connection) {
+        for t in FACT_ROWS_WITH_NAMES {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {t} DROP COLUMN contact_name; ALTER TABLE {t} DROP COLUMN name_folded;
+                 DROP TABLE temp.f_{t};"
+            ))
+            .unwrap();
+        }
+        conn.execute_batch("ALTER TABLE activities DROP COLUMN merged_name_folded")
+            .unwrap();
+    }
+
+    /// Every log page and every report filtered by contact name or id, as JSON: what
+    /// shows or matches the names the fact rows carry.
+    fn madrid_names(store: &DuckStore) -> Vec<String> {
+        let tz = parley_core::time::parse_zone("Europe/Madrid").unwrap();
+        let date = |d: &str| parley_core::time::parse_date(d).unwrap();
+        let mut docs = Vec::new();
+        for report in Report::ALL {
+            for filters in [
+                &[][..],
+                &["contact=smith", "contact=STRASSE", "contact=c7"][..],
+            ] {
+                let q = Query {
+                    workspace: store.workspace("w").unwrap(),
+                    report: *report,
+                    range: Range::custom(date("2025-09-01"), date("2025-11-30"), &tz).unwrap(),
+                    filters: Filters::parse(*report, filters).unwrap(),
+                };
+                docs.push(serde_json::to_string(&store.report(&q).unwrap()).unwrap());
+                for log in report.logs() {
+                    let page = store.log_page(&q, *log, 1, 1000).unwrap();
+                    docs.push(serde_json::to_string(&page).unwrap());
+                }
+            }
+        }
+        docs
+    }
+
+    /// A data dir written before fact rows carried their contact's name (schema 7) gets
+    /// them filled on open (migration 8): logs show the same names and the `contact`
+    /// filter matches the same rows, merged contacts included.
+    #[test]
+    fn contact_names_are_filled_into_the_facts_on_open() {
+        let store = madrid_store();
+        let before = madrid_names(&store);
+        assert!(before.iter().any(|d| d.contains("Zoë Smith")));
+        {
+            let conn = lock(&store.writer);
+            conn.execute_batch("DELETE FROM schema_migrations WHERE version >= 8;")
+                .unwrap();
+            drop_contact_names(&conn);
+            store.migrate(&conn).unwrap();
+        }
+        assert_eq!(madrid_names(&store), before);
+        {
+            let conn = lock(&store.writer);
+            for t in FACT_ROWS_WITH_NAMES {
+                conn.execute_batch(&format!(
+                    "UPDATE {t} SET contact_name = NULL, name_folded = NULL"
+                ))
+                .unwrap();
+            }
+        }
+        assert_ne!(
+            madrid_names(&store),
+            before,
+            "the names are read from the fact rows"
+        );
+        store.rebuild("w").unwrap();
+        assert_eq!(
+            madrid_names(&store),
+            before,
+            "a rebuild derives the names again"
+        );
     }
 
     /// A rebuild counts the cubes again from the facts (it does not count its deleted

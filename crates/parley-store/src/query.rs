@@ -23,8 +23,6 @@ const TEAM_JOIN_CLOSED: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.work
     AND ut.user_id = x.closed_by AND x.closed_at >= ut.valid_from AND x.closed_at < ut.valid_to";
 const TEAM_JOIN_MESSAGE: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
     AND ut.user_id = x.user_id AND x.at_us >= ut.valid_from AND x.at_us < ut.valid_to";
-const CONTACT_JOIN: &str =
-    "LEFT JOIN contacts k ON k.workspace = x.workspace AND k.contact_id = x.contact_id";
 
 /// The message types of the tagged dataset, as a condition on `x`.
 macro_rules! tagged_types {
@@ -202,21 +200,23 @@ fn where_clause(q: &Query, ds: Dataset, src: &Source) -> (String, Vec<Value>) {
         let given: Vec<&String> = values.iter().filter(|v| *v != MISSING).collect();
         let mut alternatives = Vec::new();
         if name == "contact" {
-            let columns: &[&str] = if ds == Dataset::Merged {
-                &["x.contact_id", "x.merged_contact_id"]
+            // Each row carries its contacts' folded names (migration 8).
+            let columns: &[(&str, &str)] = if ds == Dataset::Merged {
+                &[
+                    ("x.contact_id", "x.name_folded"),
+                    ("x.merged_contact_id", "x.merged_name_folded"),
+                ]
             } else {
-                &["x.contact_id"]
+                &[("x.contact_id", "x.name_folded")]
             };
             if !given.is_empty() {
-                for col in columns {
-                    alternatives.push(format!("{col} IN ({})", placeholders(given.len())));
+                for (id, folded) in columns {
+                    alternatives.push(format!("{id} IN ({})", placeholders(given.len())));
                     params.extend(given.iter().map(|v| Value::Text((*v).clone())));
-                    let likes = vec!["contains(name_folded, ?)"; given.len()].join(" OR ");
-                    alternatives.push(format!(
-                        "{col} IN (SELECT contact_id FROM contacts WHERE workspace = ? AND ({likes}))"
-                    ));
-                    params.push(Value::Text(q.workspace.id.clone()));
-                    params.extend(given.iter().map(|v| Value::Text(fold_case(v))));
+                    for v in &given {
+                        alternatives.push(format!("contains({folded}, ?)"));
+                        params.push(Value::Text(fold_case(v)));
+                    }
                 }
             }
         } else {
@@ -592,7 +592,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
                 "x.opened_channel",
                 "x.conversation_id",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.first_assignment_at",
                 "x.first_assignee",
                 "x.first_response_at",
@@ -620,7 +620,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
             &[
                 "x.at_us",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.channel_id",
                 "x.content",
             ],
@@ -632,7 +632,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
                 "x.source",
                 "x.user_id",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.delivered_at",
                 "x.read_at",
                 "x.channel_id",
@@ -648,7 +648,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
                 "x.source",
                 "x.user_id",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.channel_id",
                 "x.message_type",
                 "x.subtype",
@@ -658,14 +658,20 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
             &["x.message_id"],
         ),
         Log::Added | Log::Deleted | Log::Merged => (
-            &["x.at_us", "x.contact_id", "k.name", "x.source", "x.user_id"],
+            &[
+                "x.at_us",
+                "x.contact_id",
+                "x.contact_name",
+                "x.source",
+                "x.user_id",
+            ],
             &["x.event_id"],
         ),
         Log::Connected => (
             &[
                 "x.at_us",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.channel_id",
                 "x.source",
                 "x.user_id",
@@ -677,7 +683,7 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
                 "x.at_us",
                 "x.conversation_id",
                 "x.contact_id",
-                "k.name",
+                "x.contact_name",
                 "x.previous_assignee",
                 "coalesce(x.new_assignee, '')",
                 "x.source",
@@ -710,21 +716,21 @@ fn log_sql(q: &Query, log: Log) -> (String, Vec<Value>) {
     let sql = format!(
         "SELECT {cols} FROM (
            SELECT x.* FROM {from} WHERE {cond}
-         ) x {CONTACT_JOIN} {team} ORDER BY {order}",
+         ) x {team} ORDER BY {order}",
         cols = cols.join(", "),
         from = src.from,
     );
     (sql, params)
 }
 
-/// Reads one window of a log's rows, in steps that each read little:
+/// Reads one window of a log's rows in two steps that each read little:
 /// 1. the instants of the rows up to the window's end, newest first (one narrow column;
 ///    `from`, when the dataset's cube could tell it, bounds them to the newest slots that
 ///    hold enough rows);
 /// 2. the window's rows whole: those between its first and last instant, ordered, past
 ///    the rows newer than its first instant (a page's rows lie scattered over the table,
-///    which is laid out by contact, so only its instants find them cheaply);
-/// 3. the names of their contacts, by key (a join would read every contact).
+///    which is laid out by contact, so only its instants find them cheaply). Rows carry
+///    their contact's name, so no join reads the contacts.
 fn log_rows(
     conn: &Connection,
     q: &Query,
@@ -762,16 +768,11 @@ fn log_rows(
     let oldest = *times.last().expect("a row");
     let newer = times.iter().take_while(|&&t| t > newest).count();
     let team = src.team_join_for(cols);
-    let name_at = cols.iter().position(|c| *c == "k.name");
-    let shown: Vec<&str> = cols
-        .iter()
-        .map(|c| if *c == "k.name" { "NULL::VARCHAR" } else { c })
-        .collect();
+    let shown = cols.join(", ");
     let sql = format!(
-        "SELECT {shown}, x.ch FROM (
+        "SELECT {shown} FROM (
            SELECT x.* FROM {from} WHERE {cond} AND {t} BETWEEN {oldest} AND {newest}
          ) x {team} ORDER BY {order} LIMIT {limit} OFFSET {skip}",
-        shown = shown.join(", "),
         from = src.from,
         t = src.t,
         order = log_order(src.t, ties),
@@ -779,7 +780,6 @@ fn log_rows(
     );
     let types = log.columns();
     let mut stmt = conn.prepare(&sql)?;
-    let mut hashes = Vec::new();
     let rows = stmt.query_map(duckdb::params_from_iter(&params), |r| {
         let mut cells = Vec::with_capacity(types.len());
         for (i, (_, t)) in types.iter().enumerate() {
@@ -792,67 +792,11 @@ fn log_rows(
                     .map_or(Cell::Null, Cell::Text),
             });
         }
-        Ok((cells, r.get::<_, u64>(types.len())?))
+        Ok(cells)
     })?;
-    let mut out: Vec<Vec<Cell>> = Vec::new();
-    for row in rows {
-        let (cells, ch) = row?;
-        out.push(cells);
-        hashes.push(ch);
-    }
+    let out = rows.collect::<Result<_, _>>()?;
     crate::phase("rows");
-    if let Some(at) = name_at {
-        let contact_at = cols
-            .iter()
-            .position(|c| *c == "x.contact_id")
-            .expect("a log with names has contact ids");
-        let ids: Vec<String> = out
-            .iter()
-            .filter_map(|row| match &row[contact_at] {
-                Cell::Text(id) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let names = contact_names(conn, &q.workspace.id, &hashes, &ids)?;
-        for row in &mut out {
-            if let Cell::Text(id) = &row[contact_at] {
-                if let Some(name) = names.get(id) {
-                    row[at] = Cell::Text(name.clone());
-                }
-            }
-        }
-        crate::phase("names");
-    }
     Ok(out)
-}
-
-/// The names of some contacts (unnamed ones are left out), found by their hashes alone
-/// (a list of ids as well costs DuckDB a second join): other contacts of the same hashes
-/// are left out here.
-fn contact_names(
-    conn: &Connection,
-    ws: &str,
-    hashes: &[u64],
-    ids: &[String],
-) -> Result<std::collections::HashMap<String, String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    let hashes: Vec<String> = hashes.iter().map(u64::to_string).collect();
-    let sql = format!(
-        "SELECT contact_id, name FROM contacts
-         WHERE workspace = ? AND name IS NOT NULL AND ch IN ({})",
-        hashes.join(", "),
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let mut names = std::collections::HashMap::new();
-    for row in stmt.query_map([ws], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
-        let (id, name) = row?;
-        if ids.contains(&id) {
-            names.insert(id, name);
-        }
-    }
-    Ok(names)
 }
 
 /// A log's order: newest first, ties by row id ascending.

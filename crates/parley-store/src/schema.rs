@@ -328,6 +328,38 @@ ALTER TABLE dirty ADD COLUMN ranks USMALLINT NOT NULL DEFAULT 65535;
 {CUBES}
 "#,
     ),
+    (
+        8,
+        r#"
+-- Each fact row carries its contact's current name (logs show it) and the name's case
+-- folding (the `contact` filter matches it; merge rows the merged contact's too), so
+-- neither a log nor a filter reads the contacts table. They stay current because a name
+-- changes only by its contact's own events, and those re-derive all of its rows.
+ALTER TABLE conversations ADD COLUMN contact_name VARCHAR;
+ALTER TABLE conversations ADD COLUMN name_folded VARCHAR;
+ALTER TABLE messages ADD COLUMN contact_name VARCHAR;
+ALTER TABLE messages ADD COLUMN name_folded VARCHAR;
+ALTER TABLE activities ADD COLUMN contact_name VARCHAR;
+ALTER TABLE activities ADD COLUMN name_folded VARCHAR;
+ALTER TABLE connections ADD COLUMN contact_name VARCHAR;
+ALTER TABLE connections ADD COLUMN name_folded VARCHAR;
+ALTER TABLE assignments ADD COLUMN contact_name VARCHAR;
+ALTER TABLE assignments ADD COLUMN name_folded VARCHAR;
+ALTER TABLE activities ADD COLUMN merged_name_folded VARCHAR;
+UPDATE conversations SET contact_name = k.name, name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = conversations.workspace AND k.contact_id = conversations.contact_id;
+UPDATE messages SET contact_name = k.name, name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = messages.workspace AND k.contact_id = messages.contact_id;
+UPDATE activities SET contact_name = k.name, name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = activities.workspace AND k.contact_id = activities.contact_id;
+UPDATE connections SET contact_name = k.name, name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = connections.workspace AND k.contact_id = connections.contact_id;
+UPDATE assignments SET contact_name = k.name, name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = assignments.workspace AND k.contact_id = assignments.contact_id;
+UPDATE activities SET merged_name_folded = k.name_folded FROM contacts k
+    WHERE k.workspace = activities.workspace AND k.contact_id = activities.merged_contact_id;
+"#,
+    ),
 ];
 
 /// The fact tables, each derived from the event log and rebuildable from it.
