@@ -895,17 +895,27 @@ pub(crate) fn log_page(
 /// Streams every row of a log as CSV fields: one query whose result DuckDB hands over in
 /// Arrow batches as they are produced, so memory stays constant whatever the log's size.
 ///
-/// Formatting (local times, durations, labels) costs about as much as DuckDB's sort and
-/// scan, so it runs on a second thread: this one pulls batches and feeds the sink, the
-/// other turns each batch into fields. A few batches are in flight at most, and their
-/// field buffers are reused.
+/// Formatting (local times, durations, labels) costs more than DuckDB's sort and scan,
+/// so `FORMATTERS` threads do it: this one pulls batches, hands them out in turn, and
+/// feeds the sink their fields in the same order. A few batches are in flight at most,
+/// and their field buffers are reused.
 pub(crate) fn export(
     conn: &Connection,
     q: &Query,
     log: Log,
     sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
 ) -> Result<u64, StoreError> {
-    use std::sync::mpsc::{channel, sync_channel};
+    use duckdb::arrow::record_batch::RecordBatch;
+    use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+
+    const FORMATTERS: usize = 2;
+    /// Batches handed to one formatter and not yet fed to the sink, at most.
+    const IN_FLIGHT: usize = 2;
+    struct Formatter {
+        batches: SyncSender<RecordBatch>,
+        fields: Receiver<Result<Vec<String>, StoreError>>,
+        recycle: Sender<Vec<String>>,
+    }
 
     check_log_filters(q, log)?;
     let dir = directory(conn, &q.workspace.id)?;
@@ -918,46 +928,71 @@ pub(crate) fn export(
     let width = log.columns().len();
     let mut stmt = conn.prepare(&sql)?;
     let batches = stmt.stream_arrow(duckdb::params_from_iter(params))?;
+    let mut n = 0u64;
     std::thread::scope(|scope| {
-        let (to_format, batches_in) = sync_channel::<duckdb::arrow::record_batch::RecordBatch>(2);
-        let (to_sink, formatted) = channel::<Result<Vec<String>, StoreError>>();
-        let (recycle, recycled) = channel::<Vec<String>>();
         let fmt = &fmt;
-        scope.spawn(move || {
-            for batch in batches_in {
-                let mut fields = recycled.try_recv().unwrap_or_default();
-                let done = format_batch(fmt, &batch, width, &mut fields).map(|()| fields);
-                if to_sink.send(done).is_err() {
-                    break;
+        let formatters: Vec<Formatter> = (0..FORMATTERS)
+            .map(|_| {
+                let (to_format, batches_in) = sync_channel::<RecordBatch>(IN_FLIGHT);
+                let (to_sink, fields) = channel();
+                let (recycle, recycled) = channel::<Vec<String>>();
+                scope.spawn(move || {
+                    for batch in batches_in {
+                        let mut fields = recycled.try_recv().unwrap_or_default();
+                        let done = format_batch(fmt, &batch, width, &mut fields).map(|()| fields);
+                        if to_sink.send(done).is_err() {
+                            break;
+                        }
+                    }
+                });
+                Formatter {
+                    batches: to_format,
+                    fields,
+                    recycle,
                 }
-            }
-        });
-        let mut n = 0u64;
-        let mut drain = |fields: Result<Vec<String>, StoreError>| -> Result<(), StoreError> {
-            let fields = fields?;
+            })
+            .collect();
+        let (mut sent, mut fed) = (0usize, 0usize);
+        // Feeds the sink the oldest batch's fields; `wait`: until they are formatted.
+        let mut feed = |fed: &mut usize, wait: bool| -> Result<bool, StoreError> {
+            let f = &formatters[*fed % FORMATTERS];
+            let fields = if wait {
+                f.fields.recv().expect("a formatter answers each batch")
+            } else {
+                match f.fields.try_recv() {
+                    Ok(fields) => fields,
+                    Err(_) => return Ok(false),
+                }
+            }?;
             for row in fields.chunks(width) {
                 sink(row)?;
                 n += 1;
             }
             // The formatter may be gone already (an error ends the export).
-            let _ = recycle.send(fields);
-            Ok(())
+            let _ = f.recycle.send(fields);
+            *fed += 1;
+            Ok(true)
         };
         for batch in batches {
-            to_format
+            formatters[sent % FORMATTERS]
+                .batches
                 .send(batch?)
-                .expect("the formatter lives while batches are sent");
-            while let Ok(fields) = formatted.try_recv() {
-                drain(fields)?;
+                .expect("formatters live while batches are sent");
+            sent += 1;
+            while fed < sent {
+                let wait = sent - fed > FORMATTERS * IN_FLIGHT;
+                if !feed(&mut fed, wait)? {
+                    break;
+                }
             }
         }
-        drop(to_format);
-        for fields in formatted {
-            drain(fields)?;
+        while fed < sent {
+            feed(&mut fed, true)?;
         }
         crate::phase("export rows");
-        Ok(n)
-    })
+        Ok::<(), StoreError>(())
+    })?;
+    Ok(n)
 }
 
 /// The CSV fields of a batch's rows, one after another, written into `out`'s strings.
