@@ -36,25 +36,8 @@ impl Instant {
         let ts = Timestamp::from_second(self.0.div_euclid(MICROS)).expect("in range");
         let offset = tz.to_offset(ts);
         let dt = offset.to_datetime(ts);
-        // Digits by hand: an export formats millions of these, and `write!` costs several
-        // times more.
-        if (0..=9999).contains(&dt.year()) {
-            push_digits(out, dt.year() as u32, 4);
-        } else {
-            use std::fmt::Write;
-            write!(out, "{:04}", dt.year()).expect("writing to a String");
-        }
-        for (sep, n) in [
-            ('-', dt.month()),
-            ('-', dt.day()),
-            ('T', dt.hour()),
-            (':', dt.minute()),
-            (':', dt.second()),
-        ] {
-            out.push(sep);
-            push_digits(out, n as u32, 2);
-        }
-        write_offset(offset, out);
+        let time = [dt.month(), dt.day(), dt.hour(), dt.minute(), dt.second()];
+        push_datetime(out, i64::from(dt.year()), time.map(|n| n as u32), offset);
     }
 
     /// The instant in UTC with a `Z`, truncated to the second.
@@ -99,25 +82,10 @@ impl<'a> LocalClock<'a> {
         };
         let local = secs + offset;
         let (year, month, day) = civil_from_days(local.div_euclid(86_400));
-        if !(0..=9999).contains(&year) {
-            return at.write_local(self.tz, out);
-        }
         let of_day = local.rem_euclid(86_400) as u32;
-        push_digits(out, year as u32, 4);
-        for (sep, n) in [
-            ('-', month),
-            ('-', day),
-            ('T', of_day / 3600),
-            (':', of_day / 60 % 60),
-            (':', of_day % 60),
-        ] {
-            out.push(sep);
-            push_digits(out, n, 2);
-        }
-        write_offset(
-            Offset::from_seconds(offset as i32).expect("a zone's offset"),
-            out,
-        );
+        let time = [month, day, of_day / 3600, of_day / 60 % 60, of_day % 60];
+        let offset = Offset::from_seconds(offset as i32).expect("a zone's offset");
+        push_datetime(out, year, time, offset);
     }
 
     /// The offset at `secs`, remembering the span of it between transitions; `None` when
@@ -154,6 +122,23 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// `YYYY-MM-DDThh:mm:ss±hh:mm` of a local date and time (month, day, hour, minute,
+/// second) and its offset, appended. Digits by hand: an export formats millions of these,
+/// and `write!` costs several times more.
+fn push_datetime(out: &mut String, year: i64, time: [u32; 5], offset: Offset) {
+    if (0..=9999).contains(&year) {
+        push_digits(out, year as u32, 4);
+    } else {
+        use std::fmt::Write;
+        write!(out, "{year:04}").expect("writing to a String");
+    }
+    for (sep, n) in ['-', '-', 'T', ':', ':'].into_iter().zip(time) {
+        out.push(sep);
+        push_digits(out, n, 2);
+    }
+    write_offset(offset, out);
 }
 
 /// `±hh:mm`, with UTC as `+00:00`.
