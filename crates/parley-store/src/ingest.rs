@@ -107,19 +107,27 @@ pub(crate) fn ingest(
             [ws],
         )?;
     }
-    let ids = in_list("e.h", &hashes);
-    let rejected = conn.execute(
-        &format!(
-            "DELETE FROM stage WHERE idx IN (
-               SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
-               WHERE e.workspace = $1{ids}
-               UNION ALL
-               SELECT s.idx FROM stage s
-                 JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
-                   ON s.id = d.id AND s.idx <> d.keep)"
-        ),
-        [ws],
-    )?;
+    // No stored hash among the batch's and as many distinct hashes as lines: nothing to
+    // drop, and no statement to run (the usual webhook batch).
+    let none_stored = hashes.as_ref().is_some_and(|h| h.is_empty());
+    let all_distinct = staged.as_ref().is_some_and(|h| h.len() as u64 == total);
+    let rejected = if none_stored && all_distinct {
+        0
+    } else {
+        let ids = in_list("e.h", &hashes);
+        conn.execute(
+            &format!(
+                "DELETE FROM stage WHERE idx IN (
+                   SELECT s.idx FROM stage s JOIN event_ids e ON e.h = hash(s.id) AND e.id = s.id
+                   WHERE e.workspace = $1{ids}
+                   UNION ALL
+                   SELECT s.idx FROM stage s
+                     JOIN (SELECT id, min(idx) AS keep FROM stage GROUP BY id HAVING count(*) > 1) d
+                       ON s.id = d.id AND s.idx <> d.keep)"
+            ),
+            [ws],
+        )?
+    };
     phase("rejected");
     let accepted = total - rejected as u64;
     if accepted > 0 {
