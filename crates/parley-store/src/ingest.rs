@@ -504,7 +504,7 @@ fn store_batch(
          {};
          DROP TABLE resolved;",
         if keyed {
-            "UNION SELECT owner FROM unpended; DROP TABLE unpended; DROP TABLE nk; DROP TABLE ek"
+            "UNION SELECT owner FROM unpended; DROP TABLE unpended; DROP TABLE nk; DROP TABLE IF EXISTS ek"
         } else {
             ""
         }
@@ -527,21 +527,73 @@ fn file_keys(
     edges: &mut Vec<(String, String)>,
     mut known: Option<&mut Known>,
 ) -> Result<(), StoreError> {
-    conn.execute_batch(
+    let used = conn.execute(
         "CREATE OR REPLACE TEMP TABLE nk AS
          SELECT DISTINCT type = 'conversation.opened' AS conv, key, contact_a AS owner
-         FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent');",
+         FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent')",
+        [],
     )?;
     let conv_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE conv", [])?;
     let msg_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv", [])?;
-    let convs = in_list(
-        "k.h",
-        &may_be_stored(conn, ws, known.as_deref_mut(), Kind::ConvKey, &conv_hashes)?,
-    );
-    let msgs = in_list(
-        "k.h",
-        &may_be_stored(conn, ws, known.as_deref_mut(), Kind::MsgKey, &msg_hashes)?,
-    );
+    let stored_convs = may_be_stored(conn, ws, known.as_deref_mut(), Kind::ConvKey, &conv_hashes)?;
+    let stored_msgs = may_be_stored(conn, ws, known.as_deref_mut(), Kind::MsgKey, &msg_hashes)?;
+    // No key of the batch may be stored, and each is used by one contact of it (as many
+    // distinct hashes as ids and users): no edge, nothing stored to look up (the usual
+    // webhook batch), so two statements are saved.
+    let none = |h: &Option<Vec<u64>>| h.as_ref().is_some_and(Vec::is_empty);
+    let count = |h: &Option<Vec<u64>>| h.as_ref().map_or(usize::MAX, Vec::len);
+    let alone = none(&stored_convs)
+        && none(&stored_msgs)
+        && count(&conv_hashes).saturating_add(count(&msg_hashes)) == used;
+    let new_keys = if alone {
+        "TRUE"
+    } else {
+        "NOT EXISTS (SELECT 1 FROM ek e WHERE e.conv = n.conv AND e.key = n.key AND e.owner = n.owner)"
+    };
+    if !alone {
+        file_key_edges(conn, ws, edges, &stored_convs, &stored_msgs)?;
+    }
+    for (table, conv) in [("conv_keys", true), ("msg_keys", false)] {
+        conn.execute(
+            &format!(
+                "INSERT INTO {table}
+                 SELECT $1, hash(key) AS h, key, owner FROM nk n WHERE conv = {conv} AND {new_keys}
+                 ORDER BY h"
+            ),
+            [ws],
+        )?;
+    }
+    if let Some(k) = known {
+        k.stored(Kind::ConvKey, conv_hashes.as_deref());
+        k.stored(Kind::MsgKey, msg_hashes.as_deref());
+    }
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE unpended AS
+         SELECT p.*, n.owner FROM pending p
+           JOIN (SELECT conv, key, min(owner) AS owner FROM nk GROUP BY ALL) n
+             ON (p.type = 'conversation.closed') = n.conv AND p.key = n.key
+         WHERE p.workspace = $1",
+        [ws],
+    )?;
+    conn.execute(
+        "DELETE FROM pending WHERE workspace = $1 AND id IN (SELECT id FROM unpended)",
+        [ws],
+    )?;
+    Ok(())
+}
+
+/// Finds who used the batch's ids before (`ek`, looked up among the hashes that may be
+/// stored) and adds to `edges` the contacts tied by an id: one of them used it before,
+/// or two of them use it in the batch.
+fn file_key_edges(
+    conn: &Connection,
+    ws: &str,
+    edges: &mut Vec<(String, String)>,
+    stored_convs: &Option<Vec<u64>>,
+    stored_msgs: &Option<Vec<u64>>,
+) -> Result<(), StoreError> {
+    let convs = in_list("k.h", stored_convs);
+    let msgs = in_list("k.h", stored_msgs);
     conn.execute(
         &format!(
             "CREATE OR REPLACE TEMP TABLE ek AS
@@ -569,33 +621,6 @@ fn file_keys(
             edges.push(row?);
         }
     }
-    for (table, conv) in [("conv_keys", true), ("msg_keys", false)] {
-        conn.execute(
-            &format!(
-                "INSERT INTO {table}
-                 SELECT $1, hash(key) AS h, key, owner FROM nk n WHERE conv = {conv}
-                   AND NOT EXISTS (SELECT 1 FROM ek e WHERE e.conv = n.conv AND e.key = n.key AND e.owner = n.owner)
-                 ORDER BY h"
-            ),
-            [ws],
-        )?;
-    }
-    if let Some(k) = known {
-        k.stored(Kind::ConvKey, conv_hashes.as_deref());
-        k.stored(Kind::MsgKey, msg_hashes.as_deref());
-    }
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE unpended AS
-         SELECT p.*, n.owner FROM pending p
-           JOIN (SELECT conv, key, min(owner) AS owner FROM nk GROUP BY ALL) n
-             ON (p.type = 'conversation.closed') = n.conv AND p.key = n.key
-         WHERE p.workspace = $1",
-        [ws],
-    )?;
-    conn.execute(
-        "DELETE FROM pending WHERE workspace = $1 AND id IN (SELECT id FROM unpended)",
-        [ws],
-    )?;
     Ok(())
 }
 
