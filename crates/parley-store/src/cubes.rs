@@ -214,8 +214,9 @@ pub(crate) struct Deltas {
     maps: Vec<HashMap<Key<Box<str>>, i64>>,
     /// Rows appended to a cube before it is compacted, at least.
     tail_min: i64,
-    /// The columns of each fact table with cubes, in table order (as staged batches
-    /// have them).
+    /// The columns of each fact table with cubes, in table order, without `ch`: as the
+    /// staged batches of the `f_*` tables have them (since migration 8 added columns
+    /// after `ch`, leaving it in would shift their names).
     columns: HashMap<&'static str, Vec<String>>,
 }
 
@@ -230,8 +231,9 @@ impl Deltas {
         let mut columns = HashMap::new();
         for c in over(tables) {
             if !columns.contains_key(c.facts) {
-                let mut stmt =
-                    conn.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid")?;
+                let mut stmt = conn.prepare(
+                    "SELECT name FROM pragma_table_info(?) WHERE name <> 'ch' ORDER BY cid",
+                )?;
                 let names = stmt.query_map([c.facts], |r| r.get(0))?;
                 columns.insert(c.facts, names.collect::<Result<Vec<String>, _>>()?);
             }
@@ -476,5 +478,22 @@ mod tests {
             assert!(c.dims.len() <= MAX_DIMS, "{}", c.table);
             assert!(c.reads().any(|col| col == c.t), "{}", c.table);
         }
+    }
+
+    /// Staged batches are counted by the column names of their fact table: those are the
+    /// `f_*` scratch table's, in its order (no `ch`, whatever columns came after it).
+    #[test]
+    fn staged_batches_are_named_as_their_scratch_tables() {
+        let store = crate::DuckStore::in_memory().unwrap();
+        let conn = crate::lock(&store.writer);
+        let deltas = Deltas::new(&conn, crate::schema::FACT_TABLES, 0).unwrap();
+        for (table, names) in &deltas.columns {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM temp.f_{table} LIMIT 0"))
+                .unwrap();
+            stmt.execute([]).unwrap();
+            assert_eq!(names, &stmt.column_names(), "{table}");
+        }
+        assert_eq!(deltas.columns.len(), 5);
     }
 }
