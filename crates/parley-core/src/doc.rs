@@ -287,16 +287,6 @@ pub enum CellRef<'a> {
     Text(&'a str),
 }
 
-impl Cell {
-    pub fn as_ref(&self) -> CellRef<'_> {
-        match self {
-            Cell::Null => CellRef::Null,
-            Cell::Int(n) => CellRef::Int(*n),
-            Cell::Text(s) => CellRef::Text(s),
-        }
-    }
-}
-
 /// The log page of SPEC §8.2.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LogPage {
@@ -362,24 +352,10 @@ impl RowFormatter<'_> {
         )
     }
 
-    /// A row as CSV fields: durations as clock times, enumerations as English labels,
-    /// missing values as `-`.
-    pub fn csv(&self, cells: &[Cell]) -> Vec<String> {
-        let mut out = Vec::new();
-        self.csv_into(cells, &mut out);
-        out
-    }
-
-    /// `csv`, written into `out` (one reused string per column).
-    pub fn csv_into(&self, cells: &[Cell], out: &mut Vec<String>) {
-        out.resize(self.log.columns().len(), String::new());
-        let cells: Vec<CellRef> = cells.iter().map(Cell::as_ref).collect();
-        self.fields_into(&cells, out, &mut LocalClock::new(&self.range.tz));
-    }
-
-    /// `csv` of borrowed cells, written into the strings of `out`, one per column; `clock`
-    /// (of this formatter's zone) remembers offsets from row to row. An export of
-    /// millions of rows then allocates almost nothing per row.
+    /// A row as CSV fields, written into the strings of `out`, one per column: durations
+    /// as clock times, enumerations as English labels, missing values as `-`. Cells are
+    /// borrowed and `clock` (of this formatter's zone) remembers offsets from row to row,
+    /// so an export of millions of rows allocates almost nothing per row.
     pub fn fields_into(&self, cells: &[CellRef], out: &mut [String], clock: &mut LocalClock) {
         let cols = self.log.columns();
         for (((_, t), cell), o) in cols.iter().zip(cells).zip(out.iter_mut()) {

@@ -1240,6 +1240,7 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_conversations", Rows::default());
     for c in &f.conversations {
+        let (contact_name, name_folded) = name(&c.contact_id);
         let close = c.close.as_ref();
         let last_assignee = c.last_assignee.as_ref().map(|a| match a {
             Assignee::User(u) => u.as_str(),
@@ -1276,13 +1277,14 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             c.incoming_messages,
             c.outgoing_messages,
             c.responses,
-            name(&c.contact_id).0,
-            name(&c.contact_id).1,
+            contact_name,
+            name_folded,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_messages", Rows::default());
     for m in &f.messages {
+        let (contact_name, name_folded) = name(&m.contact_id);
         row!(app;
             ws,
             m.message_id,
@@ -1302,13 +1304,14 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             m.read_at.map(|t| t.micros()),
             m.failed_at.map(|t| t.micros()),
             m.error,
-            name(&m.contact_id).0,
-            name(&m.contact_id).1,
+            contact_name,
+            name_folded,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_activities", Rows::default());
     for a in &f.activities {
+        let (contact_name, name_folded) = name(&a.contact_id);
         row!(app;
             ws,
             a.event_id,
@@ -1318,14 +1321,15 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             a.merged_contact_id,
             a.source,
             a.user_id,
-            name(&a.contact_id).0,
-            name(&a.contact_id).1,
+            contact_name,
+            name_folded,
             a.merged_contact_id.as_deref().and_then(|m| name(m).1),
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_connections", Rows::default());
     for c in &f.connections {
+        let (contact_name, name_folded) = name(&c.contact_id);
         row!(app;
             ws,
             c.contact_id,
@@ -1334,13 +1338,14 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             c.message_id,
             c.source,
             c.user_id,
-            name(&c.contact_id).0,
-            name(&c.contact_id).1,
+            contact_name,
+            name_folded,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));
     let (table, mut app) = ("f_assignments", Rows::default());
     for a in &f.assignments {
+        let (contact_name, name_folded) = name(&a.contact_id);
         row!(app;
             ws,
             a.event_id,
@@ -1351,8 +1356,8 @@ pub(crate) fn fact_batches(ws: &str, f: &Facts) -> Vec<(&'static str, RecordBatc
             a.new_assignee,
             a.source.wire(),
             a.assigned_by,
-            name(&a.contact_id).0,
-            name(&a.contact_id).1,
+            contact_name,
+            name_folded,
         );
     }
     out.extend(app.finish().map(|b| (table, b)));

@@ -751,18 +751,18 @@ mod tests {
         }
     }
 
-    const FACT_ROWS_WITH_NAMES: [&str; 5] = [
-        "conversations",
-        "messages",
-        "activities",
-        "connections",
-        "assignments",
-    ];
+    /// The fact tables whose rows carry their contact's name: all but `contacts`.
+    fn fact_rows_with_names() -> impl Iterator<Item = &'static str> {
+        schema::FACT_TABLES
+            .iter()
+            .copied()
+            .filter(|t| *t != "contacts")
+    }
 
     /// The fact tables as schema 7 left them, without their contacts' names, and the
     /// scratch tables of `conn` as they would be made from them.
     fn drop_contact_names(conn: &Connection) {
-        for t in FACT_ROWS_WITH_NAMES {
+        for t in fact_rows_with_names() {
             conn.execute_batch(&format!(
                 "ALTER TABLE {t} DROP COLUMN contact_name; ALTER TABLE {t} DROP COLUMN name_folded;
                  DROP TABLE temp.f_{t};"
@@ -818,7 +818,7 @@ mod tests {
         assert_eq!(madrid_names(&store), before);
         {
             let conn = lock(&store.writer);
-            for t in FACT_ROWS_WITH_NAMES {
+            for t in fact_rows_with_names() {
                 conn.execute_batch(&format!(
                     "UPDATE {t} SET contact_name = NULL, name_folded = NULL"
                 ))

@@ -704,21 +704,37 @@ fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     }
 }
 
-/// The SQL of all of a log's rows in log order (newest first, ties by row id ascending),
-/// for the export.
-fn log_sql(q: &Query, log: Log) -> (String, Vec<Value>) {
+/// A page's rows, as `log_rows` finds them: `limit` rows past the first `skip` of those
+/// whose instants lie in `[oldest, newest]`.
+struct Window {
+    oldest: i64,
+    newest: i64,
+    limit: u64,
+    skip: usize,
+}
+
+/// The SQL of a log's rows in log order (newest first, ties by row id ascending): all of
+/// them for the export, or one page's `window`.
+fn log_sql(q: &Query, log: Log, window: Option<Window>) -> (String, Vec<Value>) {
     let ds = log.dataset();
     let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let (cols, ties) = log_columns(log);
-    let order = log_order(src.t, ties);
-    let team = src.team_join_for(cols);
+    let (within, tail) = match window {
+        None => (String::new(), String::new()),
+        Some(w) => (
+            format!(" AND {} BETWEEN {} AND {}", src.t, w.oldest, w.newest),
+            format!(" LIMIT {} OFFSET {}", w.limit, w.skip),
+        ),
+    };
     let sql = format!(
         "SELECT {cols} FROM (
-           SELECT x.* FROM {from} WHERE {cond}
-         ) x {team} ORDER BY {order}",
+           SELECT x.* FROM {from} WHERE {cond}{within}
+         ) x {team} ORDER BY {order}{tail}",
         cols = cols.join(", "),
         from = src.from,
+        team = src.team_join_for(cols),
+        order = log_order(src.t, ties),
     );
     (sql, params)
 }
@@ -741,7 +757,6 @@ fn log_rows(
     let ds = log.dataset();
     let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
-    let (cols, ties) = log_columns(log);
     let end = offset + limit;
     let instants = |from: Option<i64>| -> Result<Vec<i64>, StoreError> {
         let bound = from.map_or(String::new(), |f| format!(" AND {} >= {f}", src.t));
@@ -767,17 +782,13 @@ fn log_rows(
     };
     let oldest = *times.last().expect("a row");
     let newer = times.iter().take_while(|&&t| t > newest).count();
-    let team = src.team_join_for(cols);
-    let shown = cols.join(", ");
-    let sql = format!(
-        "SELECT {shown} FROM (
-           SELECT x.* FROM {from} WHERE {cond} AND {t} BETWEEN {oldest} AND {newest}
-         ) x {team} ORDER BY {order} LIMIT {limit} OFFSET {skip}",
-        from = src.from,
-        t = src.t,
-        order = log_order(src.t, ties),
-        skip = offset as usize - newer,
-    );
+    let window = Window {
+        oldest,
+        newest,
+        limit,
+        skip: offset as usize - newer,
+    };
+    let (sql, params) = log_sql(q, log, Some(window));
     let types = log.columns();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(&params), |r| {
@@ -924,7 +935,7 @@ pub(crate) fn export(
         range: &q.range,
         dir: &dir,
     };
-    let (sql, params) = log_sql(q, log);
+    let (sql, params) = log_sql(q, log, None);
     let width = log.columns().len();
     let mut stmt = conn.prepare(&sql)?;
     let batches = stmt.stream_arrow(duckdb::params_from_iter(params))?;
