@@ -255,7 +255,7 @@ impl Deltas {
 
     /// Adds `sign` for each row of `batch` (rows of `table`, its columns named by
     /// `names`) to the cubes over `table`.
-    fn count(
+    pub fn count(
         &mut self,
         table: &str,
         batch: &RecordBatch,
@@ -325,14 +325,7 @@ pub(crate) fn delete(
     cond: &str,
     ws: &str,
 ) -> Result<(), StoreError> {
-    let mut cols: Vec<String> = Vec::new();
-    for c in CUBES.iter().filter(|c| c.facts == table) {
-        for col in c.reads() {
-            if !cols.iter().any(|x| x == col) {
-                cols.push(col.to_string());
-            }
-        }
-    }
+    let cols = read_by_cubes(table);
     if cols.is_empty() {
         conn.execute(&format!("DELETE FROM {table} WHERE {cond}"), [ws])?;
         return Ok(());
@@ -346,6 +339,19 @@ pub(crate) fn delete(
         deltas.count(table, &batch, &cols, -1)?;
     }
     Ok(())
+}
+
+/// The columns of the fact table `table` that its cubes read, each once.
+pub(crate) fn read_by_cubes(table: &str) -> Vec<String> {
+    let mut cols: Vec<String> = Vec::new();
+    for c in CUBES.iter().filter(|c| c.facts == table) {
+        for col in c.reads() {
+            if !cols.iter().any(|x| x == col) {
+                cols.push(col.to_string());
+            }
+        }
+    }
+    cols
 }
 
 /// A cube is compacted (one row per key again) once the rows appended since its last

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
-use duckdb::arrow::array::AsArray;
+use duckdb::arrow::array::{Array, AsArray};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{params, Appender, Connection};
 use parley_core::derive::{derive, Assignee, Facts};
@@ -156,12 +156,20 @@ pub(crate) fn ingest(
             }
         }
         Derive::Now => {
+            // A batch of receipts alone is applied to its messages' rows, if it can be.
+            let mut ranks = ranks;
+            if accepted > 0 && ranks == R_STATUS && receipts_in_place(conn, ws, sizes.cube_tail)? {
+                conn.execute_batch("DROP TABLE touched")?;
+                IN_PLACE.with(|n| n.set(n.get() + 1));
+                ranks = 0;
+                phase("receipts in place");
+            }
             settle(conn, ws, sizes, ranks)?;
             kill_point("derived");
             phase("derive");
         }
     }
-    conn.execute_batch("DELETE FROM stage")?;
+    conn.execute_batch("DELETE FROM stage; DROP TABLE IF EXISTS resolved")?;
     if let Some(k) = known {
         k.batch_done();
     }
@@ -172,26 +180,29 @@ pub(crate) fn ingest(
 }
 
 /// Derives the facts of the contacts in `touched` (when an ingest left it, with events
-/// of `ranks`) and of those a deferred ingest left in `dirty`; returns how many contacts
-/// that was, before groups.
+/// of `ranks`; `ranks` is 0 when none did) and of those a deferred ingest left in
+/// `dirty`; returns how many contacts that was, before groups.
 pub(crate) fn settle(
     conn: &Connection,
     ws: &str,
     sizes: Sizes,
     ranks: u16,
 ) -> Result<u64, StoreError> {
-    conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched (contact VARCHAR)")?;
-    let waiting: Option<i64> = conn.query_row(
-        "SELECT bit_or(ranks) FROM dirty WHERE workspace = $1",
+    let (waiting, deferred): (Option<i64>, i64) = conn.query_row(
+        "SELECT bit_or(ranks), count(*) FROM dirty WHERE workspace = $1",
         [ws],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    if ranks == 0 && deferred == 0 {
+        return Ok(0);
+    }
     let ranks = ranks | waiting.unwrap_or(0) as u16;
-    let deferred = conn.execute(
-        "INSERT INTO touched SELECT contact FROM dirty WHERE workspace = $1",
-        [ws],
-    )?;
+    conn.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched (contact VARCHAR)")?;
     if deferred > 0 {
+        conn.execute(
+            "INSERT INTO touched SELECT contact FROM dirty WHERE workspace = $1",
+            [ws],
+        )?;
         conn.execute("DELETE FROM dirty WHERE workspace = $1", [ws])?;
     }
     let n: i64 = conn.query_row("SELECT count(DISTINCT contact) FROM touched", [], |r| {
@@ -501,8 +512,7 @@ fn store_batch(
          SELECT contact_a AS contact FROM stage WHERE contact_a IS NOT NULL
          UNION SELECT contact_b FROM stage WHERE contact_b IS NOT NULL
          UNION SELECT owner FROM resolved
-         {};
-         DROP TABLE resolved;",
+         {};",
         if keyed {
             "UNION SELECT owner FROM unpended; DROP TABLE unpended; DROP TABLE nk; DROP TABLE IF EXISTS ek"
         } else {
@@ -515,6 +525,205 @@ fn store_batch(
     }
     Ok(())
 }
+
+/// Applies a batch of receipts alone (each already filed, with its owner in `resolved`
+/// if its message's id is known) to the rows of their messages, when that gives what a
+/// re-derivation of their contacts would: returns `false`, having changed nothing, when
+/// it may not.
+///
+/// A delivered or read receipt sets its instant on its message, the earliest winning,
+/// and with it the status (SPEC §3.5: read, else delivered); it counts when it is dated
+/// within `RECEIPT_WINDOW_MICROS` from its message on, and only for an outgoing
+/// message. A message's id is used by one message row at most in a workspace (the first
+/// use wins and every contact using an id is walked with the others), so the row found
+/// by its id is the one the walk would apply the receipt to. Only the row's instants,
+/// its status and the outgoing cube change, unless the message had failed: a delivered
+/// failed message connects its contact (§3.6), so that batch is re-derived, as is any
+/// batch with a `failed` receipt, or a receipt whose message's row is not its owner's.
+/// A `sent` receipt changes nothing; one whose message is unknown waits in `pending`.
+fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool, StoreError> {
+    use parley_core::derive::RECEIPT_WINDOW_MICROS;
+    use parley_core::enums::DeliveryStatus;
+    use parley_core::event::Body;
+    // Each message's owner's hash and receipts: (instant, read rather than delivered).
+    type Receipts = (u64, Vec<(i64, bool)>);
+    let mut receipts: BTreeMap<String, Receipts> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT s.payload, hash(r.owner) FROM stage s JOIN resolved r ON r.idx = s.idx",
+        )?;
+        // Read whole before any is looked at: a statement left half-read breaks the
+        // connection's next one.
+        let rows: Vec<(String, u64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (payload, owner) in rows {
+            let e = unpack(&payload)?;
+            let Body::MessageStatus {
+                message_id, status, ..
+            } = e.body
+            else {
+                return Ok(false);
+            };
+            let read = match status {
+                DeliveryStatus::Sent => continue,
+                DeliveryStatus::Failed => return Ok(false),
+                DeliveryStatus::Delivered => false,
+                DeliveryStatus::Read => true,
+            };
+            let entry = receipts.entry(message_id).or_insert((owner, Vec::new()));
+            entry.1.push((e.at.0, read));
+        }
+    }
+    if receipts.is_empty() {
+        return Ok(true);
+    }
+    if receipts.len() > RECEIPTS_IN_PLACE {
+        return Ok(false);
+    }
+    phase("receipts read");
+    // (row id, instants, status) of each message whose row changes, counted out of the
+    // cubes as it was.
+    let mut changed: Vec<(i64, Option<i64>, Option<i64>, &str)> = Vec::new();
+    let mut deltas = crate::cubes::Deltas::new(conn, &["messages"], cube_tail)?;
+    {
+        // Each message looked up by its owner's hash and its id, both pushed into the
+        // scan (which then reads the id column of the owner's rows alone), in one
+        // statement: a constant list of either would leave DuckDB to read every row
+        // of the row groups it selects.
+        let mut names: Vec<String> = [
+            "message_id",
+            "rowid",
+            "delivered_at",
+            "read_at",
+            "failed_at",
+        ]
+        .map(String::from)
+        .to_vec();
+        names.extend(crate::cubes::read_by_cubes("messages"));
+        let lookups: Vec<String> = (0..receipts.len())
+            .map(|i| {
+                format!(
+                    "SELECT {} FROM messages WHERE workspace = $1 AND ch = ${} AND message_id = ${}",
+                    names.join(", "),
+                    2 * i + 2,
+                    2 * i + 3
+                )
+            })
+            .collect();
+        let mut values: Vec<duckdb::types::Value> = vec![ws.to_string().into()];
+        for (id, (owner, _)) in &receipts {
+            values.push((*owner).into());
+            values.push(id.clone().into());
+        }
+        let batches: Vec<RecordBatch> = conn
+            .prepare(&lookups.join(" UNION ALL "))?
+            .query_arrow(duckdb::params_from_iter(values))?
+            .collect();
+        let col = |batch: &RecordBatch, name: &str| {
+            let i = names.iter().position(|n| n == name).expect("selected");
+            batch.column(i).clone()
+        };
+        let mut found = 0;
+        for batch in &batches {
+            found += batch.num_rows();
+            let ids = col(batch, "message_id");
+            let ids = ids.as_string::<i32>();
+            let incoming = col(batch, "incoming");
+            let incoming = incoming.as_boolean();
+            let ints: Vec<_> = ["rowid", "delivered_at", "read_at", "failed_at", "at_us"]
+                .iter()
+                .map(|n| col(batch, n))
+                .collect();
+            for row in 0..batch.num_rows() {
+                let int = |i: usize| {
+                    let a = ints[i].as_primitive::<duckdb::arrow::datatypes::Int64Type>();
+                    (!a.is_null(row)).then(|| a.value(row))
+                };
+                let Some((_, list)) = receipts.remove(ids.value(row)) else {
+                    return Ok(false);
+                };
+                let (delivered, read) = (int(1), int(2));
+                if int(3).is_some() {
+                    return Ok(false);
+                }
+                if incoming.value(row) {
+                    continue;
+                }
+                let at = int(4).unwrap_or_default();
+                let (mut d, mut r) = (delivered, read);
+                for (t, is_read) in list {
+                    if t < at || t > at + RECEIPT_WINDOW_MICROS {
+                        continue;
+                    }
+                    let slot = if is_read { &mut r } else { &mut d };
+                    *slot = Some(slot.map_or(t, |old| old.min(t)));
+                }
+                if (d, r) != (delivered, read) {
+                    let status = if r.is_some() {
+                        DeliveryStatus::Read
+                    } else {
+                        DeliveryStatus::Delivered
+                    };
+                    let was = batch.slice(row, 1);
+                    deltas.count("messages", &was, &names, -1)?;
+                    deltas.count("messages", &with_status(&was, &names, status)?, &names, 1)?;
+                    changed.push((int(0).unwrap_or_default(), d, r, status.wire()));
+                }
+            }
+        }
+        // A message without its row under its owner, or with two rows: derived instead.
+        if !receipts.is_empty() || found != lookups.len() {
+            return Ok(false);
+        }
+    }
+    phase("receipts' rows");
+    if changed.is_empty() {
+        return Ok(true);
+    }
+    // Each row by its id: the scan reads the row group holding it alone.
+    let mut n = 0;
+    let mut stmt = conn.prepare(
+        "UPDATE messages SET delivered_at = $1, read_at = $2, status = $3 WHERE rowid = $4",
+    )?;
+    for (rowid, d, r, st) in &changed {
+        n += stmt.execute(params![d, r, st, rowid])?;
+    }
+    phase("receipts updated");
+    if n != changed.len() {
+        return Err(StoreError::Rows(format!(
+            "{n} message rows updated by receipts for {}",
+            changed.len()
+        )));
+    }
+    crate::cubes::apply(conn, ws, deltas)?;
+    Ok(true)
+}
+
+thread_local! {
+    /// Receipt batches applied in place on this thread (tests check which way a batch
+    /// took).
+    pub(crate) static IN_PLACE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `row` (one row of `messages`, its columns named by `names`) with the status `status`.
+fn with_status(
+    row: &RecordBatch,
+    names: &[String],
+    status: parley_core::enums::DeliveryStatus,
+) -> Result<RecordBatch, StoreError> {
+    let i = names
+        .iter()
+        .position(|n| n == "status")
+        .ok_or_else(|| StoreError::Rows("messages read without status".into()))?;
+    let mut columns = row.columns().to_vec();
+    columns[i] = std::sync::Arc::new(duckdb::arrow::array::StringArray::from(vec![status.wire()]));
+    RecordBatch::try_new(row.schema(), columns).map_err(|e| StoreError::Rows(e.to_string()))
+}
+
+/// Messages a batch of receipts alone updates in place at most (each looked up alone);
+/// a larger batch is derived.
+const RECEIPTS_IN_PLACE: usize = 64;
 
 /// Files the conversation ids (opened) and message ids (sent, received) of the batch:
 /// `nk` holds them with the contact that uses them, `ek` who used the same ids before,

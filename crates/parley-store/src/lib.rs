@@ -219,6 +219,13 @@ pub(crate) fn phase(name: &str) {
     }
 }
 
+/// How many receipt-only batches this thread's ingests applied to their messages' rows
+/// in place instead of re-deriving their contacts (for tests of that path).
+#[doc(hidden)]
+pub fn receipt_batches_in_place() -> u64 {
+    ingest::IN_PLACE.with(std::cell::Cell::get)
+}
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "parley.duckdb";
 

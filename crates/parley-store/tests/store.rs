@@ -1249,17 +1249,19 @@ fn a_failed_read_leaves_the_reader_pool_usable() {
     }
 }
 
+/// The event `v` with the id `id`, as a line.
+fn e(id: &str, v: Value) -> String {
+    let mut v = v;
+    v["id"] = json!(id);
+    v.to_string()
+}
+
 /// Batches of only closes or only receipts replace just the fact tables those can change
 /// (a late close moves later messages and assignments out of its conversation; a failed,
 /// then delivered receipt takes a connection away and back): every document must still
 /// equal the whole ingest's, derived at once or deferred.
 #[test]
 fn close_only_and_receipt_only_batches_give_the_whole_ingests_documents() {
-    let e = |id: &str, v: Value| {
-        let mut v = v;
-        v["id"] = json!(id);
-        v.to_string()
-    };
     let a = vec![
         e(
             "a1",
@@ -1498,4 +1500,170 @@ fn re_sent_ids_and_reused_keys_are_found_across_many_batches() {
     };
     assert_eq!(incoming("c"), 1);
     assert_eq!(incoming("e"), 0, "the reused id stays c's message");
+}
+
+/// Receipt-only batches are applied to their messages' rows in place when that gives
+/// what a re-derivation would (SPEC §3.5: the earliest delivered and read instants win,
+/// within 30 days of the message; an incoming message takes none; one applied before its
+/// message finds nothing), and are derived otherwise: a failed receipt, a delivered
+/// failed message (it connects its contact), a message whose row is not under the
+/// receipt's owner. After each batch every document is the one of a whole ingest.
+#[test]
+fn receipt_batches_in_place_give_the_derived_documents() {
+    let sent = |id: &str, at: &str, m: &str, c: &str, ch: &str| {
+        e(
+            id,
+            json!({"type": "message.sent", "at": format!("2026-01-05T{at}:00Z"), "message_id": m, "contact_id": c, "channel_id": ch, "source": "user", "user_id": "u0", "message_type": "session", "content": {"type": "text", "text": "a"}}),
+        )
+    };
+    let status = |id: &str, at: &str, m: &str, s: &str| {
+        let at = if at.len() == 5 {
+            format!("2026-01-05T{at}:00Z")
+        } else {
+            at.to_string()
+        };
+        e(
+            id,
+            json!({"type": "message.status", "at": at, "message_id": m, "status": s}),
+        )
+    };
+    let base = vec![
+        sent("s1", "10:00", "m1", "c1", "wa"),
+        sent("s2", "10:05", "m2", "c1", "tg"),
+        e(
+            "s3",
+            json!({"type": "message.received", "at": "2026-01-05T10:06:00Z", "message_id": "m3", "contact_id": "c2", "channel_id": "wa", "content": {"type": "text", "text": "q"}}),
+        ),
+        sent("s4", "11:00", "m4", "c2", "wa"),
+        // m5 is c2's; c3's later use of the id is ignored, and c2 owns its receipts.
+        sent("s5", "10:10", "m5", "c2", "wa"),
+        sent("s6", "10:30", "m5", "c3", "tg"),
+        // m6 is c9's; c1's later use is ignored, but c1 (the smaller id) owns its
+        // receipts, and its row is not c1's.
+        sent("s7", "10:10", "m6", "c9", "wa"),
+        sent("s8", "10:20", "m6", "c1", "tg"),
+        sent("s9", "12:00", "m7", "c3", "wa"),
+    ];
+    // (batch, applied in place)
+    let batches: Vec<(Vec<String>, bool)> = vec![
+        (vec![status("r1", "10:20", "m1", "delivered")], true),
+        (
+            vec![
+                status("r2", "10:40", "m1", "read"),
+                status("r3", "10:41", "m2", "delivered"),
+                status("r4", "10:42", "m2", "delivered"),
+            ],
+            true,
+        ),
+        // An earlier delivery of m1 arrives late: it wins.
+        (vec![status("r5", "10:15", "m1", "delivered")], true),
+        // Incoming, before its message, past 30 days, `sent`: nothing changes.
+        (
+            vec![
+                status("r6", "10:07", "m3", "read"),
+                status("r7", "10:59", "m4", "read"),
+                status("r8", "2026-02-05T11:00:01Z", "m4", "delivered"),
+                status("r9", "11:30", "m4", "sent"),
+            ],
+            true,
+        ),
+        // Its message is unknown: the receipt waits, and the batch changes nothing.
+        (vec![status("r10", "13:00", "m99", "read")], true),
+        (vec![status("r11", "10:50", "m5", "read")], true),
+        (vec![status("r12", "10:50", "m6", "read")], false),
+        (vec![status("r13", "12:10", "m7", "failed")], false),
+        (vec![status("r14", "12:20", "m7", "delivered")], false),
+        (
+            vec![
+                status("r15", "2026-02-04T10:04:59Z", "m4", "delivered"),
+                status("r16", "12:00", "m4", "read"),
+            ],
+            true,
+        ),
+        // m99 arrives and takes its waiting receipt.
+        (vec![sent("s10", "12:30", "m99", "c4", "wa")], false),
+        // Re-sent: duplicates, nothing stored.
+        (vec![status("r1", "10:20", "m1", "delivered")], false),
+    ];
+    let now = store("UTC");
+    ingest(&now, &base).unwrap();
+    // A deferred batch waits while the first receipts are applied in place, and is
+    // derived by that same ingest.
+    let waiting = sent("s11", "13:00", "m8", "c5", "tg");
+    now.ingest_deferred("w", &mut waiting.as_bytes(), &mut |_| {})
+        .unwrap();
+    let mut lines = base.clone();
+    lines.push(waiting);
+    let mut seen = vec![day_documents(&now)];
+    for (k, (batch, in_place)) in batches.iter().enumerate() {
+        let before = parley_store::receipt_batches_in_place();
+        ingest(&now, batch).unwrap();
+        assert_eq!(
+            parley_store::receipt_batches_in_place() - before,
+            u64::from(*in_place),
+            "batch {k} applied in place"
+        );
+        lines.extend(batch.iter().cloned());
+        let whole = store("UTC");
+        ingest(&whole, &lines).unwrap();
+        let docs = day_documents(&now);
+        assert_eq!(docs, day_documents(&whole), "after batch {k}");
+        // The same facts counted without the cubes.
+        let facts = DuckStore::in_memory().unwrap().with_cubes(false);
+        facts
+            .create_workspace(&Workspace {
+                id: "w".into(),
+                timezone: "UTC".into(),
+                name: "w".into(),
+            })
+            .unwrap();
+        ingest(&facts, &lines).unwrap();
+        assert_eq!(
+            docs,
+            day_documents(&facts),
+            "after batch {k}, without cubes"
+        );
+        seen.push(docs);
+    }
+    // What is shown changes but for the receipts that count for nothing, the waiting
+    // one and the duplicate (m4's late receipts count: within 30 days of it).
+    let changed: Vec<usize> = (0..batches.len())
+        .filter(|&k| seen[k] != seen[k + 1])
+        .collect();
+    assert_eq!(changed, [0, 1, 2, 5, 6, 7, 8, 9, 10]);
+    let msgs = log(
+        &now,
+        Report::Messages,
+        Log::Outgoing,
+        ("2026-01-05", "2026-01-05"),
+        &[],
+        1,
+        100,
+    );
+    // (sent at, delivered, read) as the log shows them, by the time each was sent.
+    let instants: Vec<(String, Value, Value)> = msgs["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["at"].as_str().unwrap()[11..16].to_string(),
+                r["delivered_at"].clone(),
+                r["read_at"].clone(),
+            )
+        })
+        .collect();
+    let at = |t: &str| json!(format!("2026-01-05T{t}:00+00:00"));
+    for (sent_at, delivered, read) in [
+        ("10:00", at("10:15"), at("10:40")),
+        ("10:05", at("10:41"), Value::Null),
+        ("11:00", json!("2026-02-04T10:04:59+00:00"), at("12:00")),
+        ("12:00", at("12:20"), Value::Null),
+        ("12:30", Value::Null, at("13:00")),
+    ] {
+        assert!(
+            instants.contains(&(sent_at.to_string(), delivered.clone(), read.clone())),
+            "{sent_at} {delivered} {read} in {instants:?}"
+        );
+    }
 }
