@@ -600,7 +600,13 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
         ]
         .map(String::from)
         .to_vec();
-        names.extend(crate::cubes::read_by_cubes("messages"));
+        let by_cubes = crate::cubes::read_by_cubes("messages");
+        // The cube deltas below change the status alone: a cube reading a receipt's
+        // instants would need more, so such a cube sends every batch to derivation.
+        if by_cubes.iter().any(|c| names.contains(c)) || !by_cubes.iter().any(|c| c == "status") {
+            return Ok(false);
+        }
+        names.extend(by_cubes);
         let lookups: Vec<String> = (0..receipts.len())
             .map(|i| {
                 format!(
@@ -640,17 +646,17 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
                     let a = ints[i].as_primitive::<duckdb::arrow::datatypes::Int64Type>();
                     (!a.is_null(row)).then(|| a.value(row))
                 };
+                let (rowid, delivered, read, failed, at) = (int(0), int(1), int(2), int(3), int(4));
                 let Some((_, list)) = receipts.remove(ids.value(row)) else {
                     return Ok(false);
                 };
-                let (delivered, read) = (int(1), int(2));
-                if int(3).is_some() {
+                if failed.is_some() {
                     return Ok(false);
                 }
                 if incoming.value(row) {
                     continue;
                 }
-                let at = int(4).unwrap_or_default();
+                let at = at.unwrap_or_default();
                 let (mut d, mut r) = (delivered, read);
                 for (t, is_read) in list {
                     if t < at || t > at + RECEIPT_WINDOW_MICROS {
@@ -668,7 +674,7 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
                     let was = batch.slice(row, 1);
                     deltas.count("messages", &was, &names, -1)?;
                     deltas.count("messages", &with_status(&was, &names, status)?, &names, 1)?;
-                    changed.push((int(0).unwrap_or_default(), d, r, status.wire()));
+                    changed.push((rowid.unwrap_or_default(), d, r, status.wire()));
                 }
             }
         }
