@@ -552,8 +552,6 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
         let mut stmt = conn.prepare(
             "SELECT s.payload, hash(r.owner) FROM stage s JOIN resolved r ON r.idx = s.idx",
         )?;
-        // Read whole before any is looked at: a statement left half-read breaks the
-        // connection's next one.
         let rows: Vec<(String, u64)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
@@ -603,10 +601,13 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
         let by_cubes = crate::cubes::read_by_cubes("messages");
         // The cube deltas below change the status alone: a cube reading a receipt's
         // instants would need more, so such a cube sends every batch to derivation.
-        if by_cubes.iter().any(|c| names.contains(c)) || !by_cubes.iter().any(|c| c == "status") {
+        if by_cubes.iter().any(|c| names.contains(c)) {
             return Ok(false);
         }
         names.extend(by_cubes);
+        let Some(status_at) = names.iter().position(|n| n == "status") else {
+            return Ok(false);
+        };
         let lookups: Vec<String> = (0..receipts.len())
             .map(|i| {
                 format!(
@@ -630,9 +631,7 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
             let i = names.iter().position(|n| n == name).expect("selected");
             batch.column(i).clone()
         };
-        let mut found = 0;
         for batch in &batches {
-            found += batch.num_rows();
             let ids = col(batch, "message_id");
             let ids = ids.as_string::<i32>();
             let incoming = col(batch, "incoming");
@@ -673,13 +672,15 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
                     };
                     let was = batch.slice(row, 1);
                     deltas.count("messages", &was, &names, -1)?;
-                    deltas.count("messages", &with_status(&was, &names, status)?, &names, 1)?;
+                    let is = with_status(&was, status_at, status)?;
+                    deltas.count("messages", &is, &names, 1)?;
                     changed.push((rowid.unwrap_or_default(), d, r, status.wire()));
                 }
             }
         }
-        // A message without its row under its owner, or with two rows: derived instead.
-        if !receipts.is_empty() || found != lookups.len() {
+        // A message without its row under its owner (a second row was refused above):
+        // derived instead.
+        if !receipts.is_empty() {
             return Ok(false);
         }
     }
@@ -712,16 +713,12 @@ thread_local! {
     pub(crate) static IN_PLACE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// `row` (one row of `messages`, its columns named by `names`) with the status `status`.
+/// `row` (one row of `messages`) with the status `status` in its column `i`.
 fn with_status(
     row: &RecordBatch,
-    names: &[String],
+    i: usize,
     status: parley_core::enums::DeliveryStatus,
 ) -> Result<RecordBatch, StoreError> {
-    let i = names
-        .iter()
-        .position(|n| n == "status")
-        .ok_or_else(|| StoreError::Rows("messages read without status".into()))?;
     let mut columns = row.columns().to_vec();
     columns[i] = std::sync::Arc::new(duckdb::arrow::array::StringArray::from(vec![status.wire()]));
     RecordBatch::try_new(row.schema(), columns).map_err(|e| StoreError::Rows(e.to_string()))
