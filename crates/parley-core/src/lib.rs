@@ -10,6 +10,7 @@ pub mod doc;
 pub mod enums;
 pub mod event;
 pub mod report;
+pub mod request;
 pub mod time;
 
 /// Full Unicode case folding (no normalization), for the `contact` filter (SPEC §5).

@@ -17,10 +17,11 @@ use duckdb::Connection;
 use parley_core::doc::{LogPage, ReportDoc};
 use parley_core::event::EventError;
 use parley_core::report::{Filters, Log, Report};
+use parley_core::request::{self, RequestError, View};
 use parley_core::time::Range;
 
-/// A tenant: its id, IANA zone and display name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A tenant: its id, IANA zone and display name (serialized in that order, SPEC §8.3).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Workspace {
     pub id: String,
     pub timezone: String,
@@ -78,6 +79,31 @@ pub enum StoreError {
     Rows(String),
     #[error("stored event {id:?} no longer parses: {reason}")]
     Corrupt { id: String, reason: String },
+    /// The caller's request itself is bad (an unknown log, a bad date, a workspace id
+    /// outside the pattern …): the same refusal for the CLI and the API.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+}
+
+/// The query that a caller's strings ask of `workspace`'s `report`: the range in the
+/// workspace's zone (`now` defaulting to the present) and the filters, checked once
+/// here for the CLI and the HTTP API alike.
+pub fn query(
+    store: &dyn Store,
+    workspace: &str,
+    report: Report,
+    view: &View,
+) -> Result<Query, StoreError> {
+    let workspace = store.workspace(workspace)?;
+    let (tz, _) = request::zone(&workspace.timezone)?;
+    let present = parley_core::time::Instant::from_timestamp(jiff::Timestamp::now());
+    let (range, filters) = view.resolve(report, &tz, present)?;
+    Ok(Query {
+        workspace,
+        report,
+        range,
+        filters,
+    })
 }
 
 /// The storage behind parley. A server backend implements the same trait later.
@@ -86,7 +112,9 @@ pub enum StoreError {
 /// concurrently, each on a consistent snapshot of committed batches, while writes
 /// (workspace creation, ingest, rebuild) run one at a time and never block a read.
 pub trait Store: Send + Sync {
-    fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError>;
+    /// Creates the workspace, its id checked against SPEC §8.3's pattern and its zone
+    /// stored in its canonical spelling; returns it as stored.
+    fn create_workspace(&self, ws: &Workspace) -> Result<Workspace, StoreError>;
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
     fn workspace(&self, id: &str) -> Result<Workspace, StoreError>;
     /// Validates a whole NDJSON batch and stores it atomically: on any invalid event
@@ -534,7 +562,15 @@ fn known_workspace(conn: &Connection, id: &str) -> Result<(), StoreError> {
 }
 
 impl Store for DuckStore {
-    fn create_workspace(&self, ws: &Workspace) -> Result<(), StoreError> {
+    fn create_workspace(&self, ws: &Workspace) -> Result<Workspace, StoreError> {
+        request::workspace_id(&ws.id)?;
+        // Zones are matched in any case; the canonical spelling is stored, which
+        // reports echo.
+        let (_, timezone) = request::zone(&ws.timezone)?;
+        let ws = &Workspace {
+            timezone,
+            ..ws.clone()
+        };
         self.write(|conn| {
             if workspace_exists(conn, &ws.id)? {
                 return Err(StoreError::WorkspaceExists(ws.id.clone()));
@@ -544,7 +580,8 @@ impl Store for DuckStore {
                 duckdb::params![ws.id, ws.timezone, ws.name],
             )?;
             Ok(())
-        })
+        })?;
+        Ok(ws.clone())
     }
 
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError> {

@@ -7,11 +7,11 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use parley_core::report::{Filters, Log, Report};
-use parley_core::time::{self, parse_rfc3339, Instant, Preset, Range};
-use parley_store::{DuckStore, Progress, Query, Store, Workspace};
+use parley_core::report::Report;
+use parley_core::request::{self, RequestError, View};
+use parley_store::{DuckStore, Progress, Query, Store, StoreError, Workspace};
 
 #[derive(Parser)]
 #[command(
@@ -76,7 +76,8 @@ enum Command {
     },
     /// Print a report.
     Report {
-        report: ReportArg,
+        /// conversations, messages, contacts or assignments.
+        report: String,
         #[command(flatten)]
         view: ViewArgs,
         /// json (the document of SPEC §8) or table (for a terminal).
@@ -85,25 +86,27 @@ enum Command {
     },
     /// Print one page of a report's log.
     Log {
-        report: ReportArg,
+        /// conversations, messages, contacts or assignments.
+        report: String,
         /// conversations: conversations · messages: incoming, outgoing, failed ·
         /// contacts: added, connected, deleted, merged · assignments: assignments
         log: String,
         #[command(flatten)]
         view: ViewArgs,
-        /// Page number, from 1; only the first 10,000 rows can be paged.
-        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
-        page: i64,
-        /// Rows per page, 1 to 1000.
-        #[arg(long = "per-page", default_value_t = 50, allow_negative_numbers = true)]
-        per_page: i64,
+        /// Page number, from 1 (default 1); only the first 10,000 rows can be paged.
+        #[arg(long, allow_negative_numbers = true)]
+        page: Option<String>,
+        /// Rows per page, 1 to 1000 (default 50).
+        #[arg(long = "per-page", allow_negative_numbers = true)]
+        per_page: Option<String>,
         /// json (the document of SPEC §8) or table (for a terminal).
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
     /// Stream a whole log as CSV to stdout.
     Export {
-        report: ReportArg,
+        /// conversations, messages, contacts or assignments.
+        report: String,
         /// The log to export (see `parley log --help`).
         log: String,
         #[command(flatten)]
@@ -131,76 +134,28 @@ enum WorkspaceCommand {
     List,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ReportArg {
-    Conversations,
-    Messages,
-    Contacts,
-    Assignments,
-}
-
-impl From<ReportArg> for Report {
-    fn from(r: ReportArg) -> Report {
-        match r {
-            ReportArg::Conversations => Report::Conversations,
-            ReportArg::Messages => Report::Messages,
-            ReportArg::Contacts => Report::Contacts,
-            ReportArg::Assignments => Report::Assignments,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum PresetArg {
-    Today,
-    Yesterday,
-    #[value(name = "last_7_days")]
-    Last7Days,
-    #[value(name = "last_14_days")]
-    Last14Days,
-    #[value(name = "last_30_days")]
-    Last30Days,
-    #[value(name = "this_month")]
-    ThisMonth,
-    #[value(name = "last_month")]
-    LastMonth,
-}
-
-impl From<PresetArg> for Preset {
-    fn from(p: PresetArg) -> Preset {
-        match p {
-            PresetArg::Today => Preset::Today,
-            PresetArg::Yesterday => Preset::Yesterday,
-            PresetArg::Last7Days => Preset::Last7Days,
-            PresetArg::Last14Days => Preset::Last14Days,
-            PresetArg::Last30Days => Preset::Last30Days,
-            PresetArg::ThisMonth => Preset::ThisMonth,
-            PresetArg::LastMonth => Preset::LastMonth,
-        }
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Json,
     Table,
 }
 
-/// The workspace, range and filters every report command takes.
+/// The workspace, range and filters every report command takes; checked by the library
+/// (`parley_core::request`), as the HTTP API's are.
 #[derive(Args)]
-#[command(group(clap::ArgGroup::new("range_choice").required(true).args(["range", "from"])))]
 struct ViewArgs {
     /// The workspace's id.
     #[arg(long)]
     workspace: String,
-    /// A date preset in the workspace's zone.
-    #[arg(long, value_enum, conflicts_with_all = ["from", "to"])]
-    range: Option<PresetArg>,
-    /// First day of a custom range (YYYY-MM-DD), inclusive.
-    #[arg(long, requires = "to")]
+    /// A date preset in the workspace's zone: today, yesterday, last_7_days,
+    /// last_14_days, last_30_days, this_month or last_month.
+    #[arg(long)]
+    range: Option<String>,
+    /// First day of a custom range (YYYY-MM-DD), inclusive; with --to, instead of --range.
+    #[arg(long)]
     from: Option<String>,
     /// Last day of a custom range (YYYY-MM-DD), inclusive.
-    #[arg(long, requires = "from")]
+    #[arg(long)]
     to: Option<String>,
     /// The instant taken as now (RFC 3339), to reproduce a report.
     #[arg(long)]
@@ -210,6 +165,18 @@ struct ViewArgs {
     filters: Vec<String>,
 }
 
+impl ViewArgs {
+    fn view(&self) -> View {
+        View {
+            range: self.range.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            now: self.now.clone(),
+            filters: self.filters.clone(),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -217,11 +184,38 @@ fn main() -> ExitCode {
         // The reader went away (`parley export … | head`): it has what it wanted.
         Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("error: {msg}");
-            ExitCode::from(1)
+            eprintln!("error: {}", reason(&e));
+            // A malformed request is bad usage, as clap's own refusals (SPEC §8.3).
+            ExitCode::from(if usage(&e) { 2 } else { 1 })
         }
     }
+}
+
+/// The error and its causes on one line, each reason once: a cause whose text its
+/// error already ends with (`invalid batch, nothing stored: {cause}`) is not repeated.
+fn reason(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.is_empty() {
+            msg = text;
+        } else if !msg.ends_with(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+    }
+    msg.replace('\n', " ")
+}
+
+/// Whether the error is a malformed request (exit status 2).
+fn usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let request = match cause.downcast_ref::<StoreError>() {
+            Some(StoreError::Request(r)) => Some(r),
+            _ => cause.downcast_ref::<RequestError>(),
+        };
+        request.is_some_and(RequestError::is_usage)
+    })
 }
 
 /// Whether an error comes from writing to a closed pipe (anywhere in its chain of
@@ -238,40 +232,21 @@ fn open(data: &std::path::Path) -> Result<DuckStore> {
     DuckStore::open(data).with_context(|| format!("could not open data dir {}", data.display()))
 }
 
-fn valid_workspace_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 fn run(cli: Cli) -> Result<()> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::Workspace(WorkspaceCommand::Create { id, timezone, name }) => {
-            if !valid_workspace_id(&id) {
-                bail!("workspace id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'");
-            }
-            let Some(tz) = time::parse_zone(&timezone) else {
-                bail!("unknown time zone {timezone:?}");
-            };
-            // Zone lookup ignores case; store the canonical spelling that reports echo.
-            let timezone = tz.iana_name().map_or(timezone.clone(), str::to_string);
             let ws = Workspace {
                 name: name.unwrap_or_else(|| id.clone()),
                 id,
                 timezone,
             };
-            open(&cli.data)?.create_workspace(&ws)?;
-            writeln!(out, "{}", workspace_json(&ws))?;
+            let ws = open(&cli.data)?.create_workspace(&ws)?;
+            writeln!(out, "{}", serde_json::to_string(&ws)?)?;
         }
         Command::Workspace(WorkspaceCommand::List) => {
-            let list: Vec<_> = open(&cli.data)?
-                .workspaces()?
-                .iter()
-                .map(workspace_json)
-                .collect();
-            writeln!(out, "{}", serde_json::Value::Array(list))?;
+            let list = open(&cli.data)?.workspaces()?;
+            writeln!(out, "{}", serde_json::to_string(&list)?)?;
         }
         Command::Ingest {
             workspace,
@@ -296,9 +271,10 @@ fn run(cli: Cli) -> Result<()> {
             view,
             format,
         } => {
+            let report = request::report(&report)?;
             let store = open(&cli.data)?;
             let doc = timed(cli.timing, "report", || {
-                Ok(store.report(&query(&store, report.into(), &view)?)?)
+                Ok(store.report(&query(&store, report, &view)?)?)
             })?;
             match format {
                 Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
@@ -313,18 +289,13 @@ fn run(cli: Cli) -> Result<()> {
             per_page,
             format,
         } => {
-            let report: Report = report.into();
-            let log = find_log(report, &log)?;
-            if page < 1 {
-                bail!("--page must be 1 or more, got {page}");
-            }
-            if !(1..=1000).contains(&per_page) {
-                bail!("--per-page must be between 1 and 1000, got {per_page}");
-            }
+            let report = request::report(&report)?;
+            let log = request::log(report, &log)?;
+            let (page, per_page) = request::page(page.as_deref(), per_page.as_deref())?;
             let store = open(&cli.data)?;
             let doc = timed(cli.timing, "log", || {
                 let q = query(&store, report, &view)?;
-                Ok(store.log_page(&q, log, page as u64, per_page as u64)?)
+                Ok(store.log_page(&q, log, page, per_page)?)
             })?;
             match format {
                 Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?,
@@ -332,8 +303,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Export { report, log, view } => {
-            let report: Report = report.into();
-            let log = find_log(report, &log)?;
+            let report = request::report(&report)?;
+            let log = request::log(report, &log)?;
             let store = open(&cli.data)?;
             let q = query(&store, report, &view)?;
             // Records are encoded into one buffer, written out past 64 KiB.
@@ -398,15 +369,12 @@ fn demo(data: &std::path::Path, out: &mut dyn Write) -> Result<()> {
         summary.duplicates
     )?;
     for report in Report::ALL {
-        let view = ViewArgs {
-            workspace: "demo".into(),
-            range: Some(PresetArg::Last30Days),
-            from: None,
-            to: None,
+        let view = View {
+            range: Some("last_30_days".into()),
             now: Some(DEMO_NOW.into()),
-            filters: Vec::new(),
+            ..View::default()
         };
-        let q = query(&store, *report, &view)?;
+        let q = parley_store::query(&store, "demo", *report, &view)?;
         table::report(out, &store.report(&q)?)?;
         writeln!(out)?;
     }
@@ -416,17 +384,6 @@ fn demo(data: &std::path::Path, out: &mut dyn Write) -> Result<()> {
         data.display()
     )?;
     Ok(())
-}
-
-/// The report's log by name; an unknown log is bad input (exit 1).
-fn find_log(report: Report, name: &str) -> Result<Log> {
-    report
-        .log(name)
-        .ok_or_else(|| anyhow!("unknown log {name:?} for the {} report", report.wire()))
-}
-
-fn workspace_json(ws: &Workspace) -> serde_json::Value {
-    serde_json::json!({"id": ws.id, "timezone": ws.timezone, "name": ws.name})
 }
 
 fn ingest(
@@ -474,27 +431,10 @@ fn ingest(
 }
 
 fn query(store: &DuckStore, report: Report, view: &ViewArgs) -> Result<Query> {
-    let workspace = store.workspace(&view.workspace)?;
-    let tz = time::parse_zone(&workspace.timezone)
-        .ok_or_else(|| anyhow!("workspace {} has an unknown time zone", workspace.id))?;
-    let now = match &view.now {
-        Some(s) => parse_rfc3339(s).map_err(|e| anyhow!("bad --now {s:?}: {e}"))?,
-        None => Instant::from_timestamp(jiff::Timestamp::now()),
-    };
-    let range = match (&view.range, &view.from, &view.to) {
-        (Some(p), _, _) => Range::preset((*p).into(), now, &tz)?,
-        (None, Some(from), Some(to)) => {
-            let from = time::parse_date(from)?;
-            let to = time::parse_date(to)?;
-            Range::custom(from, to, &tz)?
-        }
-        _ => unreachable!("clap requires a range"),
-    };
-    let filters = Filters::parse(report, &view.filters)?;
-    Ok(Query {
-        workspace,
+    Ok(parley_store::query(
+        store,
+        &view.workspace,
         report,
-        range,
-        filters,
-    })
+        &view.view(),
+    )?)
 }

@@ -177,6 +177,11 @@ fn workspace_create_and_list() {
         alpha["timezone"], "Europe/Madrid",
         "the canonical IANA name is stored"
     );
+    let listed = ok(&run(d.path(), &["workspace", "list"]));
+    assert!(
+        listed.starts_with(r#"[{"id":"alpha","timezone":"Europe/Madrid","name":"alpha"},"#),
+        "SPEC §8.3 prints a workspace as id, timezone, name: {listed}"
+    );
     let list = json(&run(d.path(), &["workspace", "list"]));
     assert_eq!(list[0]["id"], "alpha");
     assert_eq!(list[0]["name"], "alpha", "name defaults to the id");
@@ -415,6 +420,11 @@ fn a_bad_batch_stores_nothing_and_names_the_event() {
             && err.contains("\"n2\"")
             && err.contains("content.type"),
         "{err}"
+    );
+    assert_eq!(
+        err.matches("content.type").count(),
+        1,
+        "each reason is printed once: {err}"
     );
     let after = export();
     assert_eq!(before, after, "nothing of the batch was stored");
