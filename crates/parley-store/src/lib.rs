@@ -8,6 +8,9 @@ mod ingest;
 mod query;
 pub mod schema;
 mod seen;
+mod tokens;
+
+pub use tokens::{Principal, Scope};
 
 use std::io::BufRead;
 use std::path::Path;
@@ -79,6 +82,8 @@ pub enum StoreError {
     Rows(String),
     #[error("stored event {id:?} no longer parses: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("unknown or revoked token")]
+    UnknownToken,
     /// The caller's request itself is bad (an unknown log, a bad date, a workspace id
     /// outside the pattern …): the same refusal for the CLI and the API.
     #[error(transparent)]
@@ -117,6 +122,13 @@ pub trait Store: Send + Sync {
     fn create_workspace(&self, ws: &Workspace) -> Result<Workspace, StoreError>;
     fn workspaces(&self) -> Result<Vec<Workspace>, StoreError>;
     fn workspace(&self, id: &str) -> Result<Workspace, StoreError>;
+    /// Creates an API token for the workspace and returns its text, which is stored only
+    /// as a hash: this is the one time it is seen.
+    fn create_token(&self, workspace: &str, scope: Scope) -> Result<String, StoreError>;
+    /// Revokes a live token; returns its workspace.
+    fn revoke_token(&self, token: &str) -> Result<String, StoreError>;
+    /// Whom a live token speaks for; `None` for anything else.
+    fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError>;
     /// Validates a whole NDJSON batch and stores it atomically: on any invalid event
     /// nothing is stored. `progress` hears how far it has come.
     fn ingest(
@@ -593,6 +605,21 @@ impl Store for DuckStore {
             .into_iter()
             .find(|w| w.id == id)
             .ok_or_else(|| StoreError::UnknownWorkspace(id.to_string()))
+    }
+
+    fn create_token(&self, workspace: &str, scope: Scope) -> Result<String, StoreError> {
+        self.write(|conn| {
+            known_workspace(conn, workspace)?;
+            tokens::create(conn, workspace, scope)
+        })
+    }
+
+    fn revoke_token(&self, token: &str) -> Result<String, StoreError> {
+        self.write(|conn| tokens::revoke(conn, token))
+    }
+
+    fn authenticate(&self, token: &str) -> Result<Option<Principal>, StoreError> {
+        self.read(|conn| tokens::authenticate(conn, token))
     }
 
     fn ingest(

@@ -360,6 +360,23 @@ UPDATE activities SET merged_name_folded = k.name_folded FROM contacts k
     WHERE k.workspace = activities.workspace AND k.contact_id = activities.merged_contact_id;
 "#,
     ),
+    (
+        9,
+        r#"
+-- API bearer tokens, each scoped to one workspace and one of `ingest` or `read`. A token
+-- is stored only as the SHA-256 of its text (hex); `id`, the public part of the token
+-- (`parley_{id}_{secret}`), finds its row before the hashes are compared in constant
+-- time. A revoked token keeps its row, with the instant it was revoked.
+CREATE TABLE tokens (
+    workspace VARCHAR NOT NULL,
+    id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL,
+    created_us BIGINT NOT NULL,
+    revoked_us BIGINT
+);
+"#,
+    ),
 ];
 
 /// The fact tables, each derived from the event log and rebuildable from it.

@@ -1667,3 +1667,81 @@ fn receipt_batches_in_place_give_the_derived_documents() {
         );
     }
 }
+
+#[test]
+fn tokens_speak_for_one_workspace_and_scope_until_revoked() {
+    use parley_store::{Principal, Scope};
+    let dir = tempfile::tempdir().unwrap();
+    let s = DuckStore::open(dir.path()).unwrap();
+    for id in ["a", "b"] {
+        s.create_workspace(&Workspace {
+            id: id.into(),
+            timezone: "UTC".into(),
+            name: id.into(),
+        })
+        .unwrap();
+    }
+    let read = s.create_token("a", Scope::Read).unwrap();
+    let ingest = s.create_token("a", Scope::Ingest).unwrap();
+    let other = s.create_token("b", Scope::Read).unwrap();
+    assert_ne!(read, ingest);
+    let who = |t: &str| s.authenticate(t).unwrap();
+    assert_eq!(
+        who(&read),
+        Some(Principal {
+            workspace: "a".into(),
+            scope: Scope::Read
+        })
+    );
+    assert_eq!(who(&ingest).unwrap().scope, Scope::Ingest);
+    assert_eq!(who(&other).unwrap().workspace, "b");
+    // A token altered in its secret, or in its public id, or cut short, is nobody.
+    let mut forged = read.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    for bad in [
+        forged.as_str(),
+        &read[..read.len() - 1],
+        "",
+        "parley_x",
+        &read.replacen("parley_", "parley_0", 1),
+    ] {
+        assert_eq!(who(bad), None, "{bad}");
+    }
+    assert!(matches!(
+        s.create_token("zz", Scope::Read),
+        Err(StoreError::UnknownWorkspace(_))
+    ));
+    assert_eq!(s.revoke_token(&read).unwrap(), "a");
+    assert_eq!(who(&read), None, "a revoked token stops working");
+    assert!(matches!(
+        s.revoke_token(&read),
+        Err(StoreError::UnknownToken)
+    ));
+    assert!(matches!(
+        s.revoke_token(&forged),
+        Err(StoreError::UnknownToken)
+    ));
+    assert_eq!(who(&ingest).unwrap().workspace, "a", "others keep working");
+    drop(s);
+    // Stored as hashes alone: the database file never holds a token's text.
+    let s = DuckStore::open(dir.path()).unwrap();
+    assert_eq!(who_in(&s, &ingest), Some(Scope::Ingest), "durable");
+    let mut files = 0;
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        files += 1;
+        for t in [&read, &ingest, &other] {
+            let secret = t.rsplit('_').next().unwrap().as_bytes();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "a token's secret is not stored"
+            );
+        }
+    }
+    assert!(files >= 1);
+}
+
+fn who_in(s: &DuckStore, token: &str) -> Option<parley_store::Scope> {
+    s.authenticate(token).unwrap().map(|p| p.scope)
+}

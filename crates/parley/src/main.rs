@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use parley_core::report::Report;
 use parley_core::request::{self, RequestError, View};
-use parley_store::{DuckStore, Progress, Query, Store, StoreError, Workspace};
+use parley_store::{DuckStore, Progress, Query, Scope, Store, StoreError, Workspace};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,9 @@ enum Command {
     /// Create or list workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Create or revoke the API's bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Ingest an NDJSON batch of events from FILE, or stdin with `-`. Several files are
     /// several batches, ingested in order, each all-or-nothing, one summary line each.
     Ingest {
@@ -132,6 +135,40 @@ enum WorkspaceCommand {
         name: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for one workspace and print it (only it, on stdout): it is stored
+    /// as a hash alone, so this is the one time it is shown.
+    Create {
+        /// The workspace's id.
+        #[arg(long)]
+        workspace: String,
+        /// ingest (post event batches) or read (reports, logs, exports).
+        #[arg(long, value_enum)]
+        scope: ScopeArg,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// The token, as `token create` printed it.
+        token: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Ingest,
+    Read,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Ingest => Scope::Ingest,
+            ScopeArg::Read => Scope::Read,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -247,6 +284,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Workspace(WorkspaceCommand::List) => {
             let list = open(&cli.data)?.workspaces()?;
             writeln!(out, "{}", serde_json::to_string(&list)?)?;
+        }
+        Command::Token(TokenCommand::Create { workspace, scope }) => {
+            let token = open(&cli.data)?.create_token(&workspace, scope.into())?;
+            writeln!(out, "{token}")?;
+        }
+        Command::Token(TokenCommand::Revoke { token }) => {
+            let workspace = open(&cli.data)?.revoke_token(&token)?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"revoked": true, "workspace": workspace})
+            )?;
         }
         Command::Ingest {
             workspace,
