@@ -84,10 +84,18 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
     #[error("unknown or revoked token")]
     UnknownToken,
+    #[error("the data dir {path} is in use by another process{}: stop it first, or, if it is `parley serve`, go through its HTTP API", pid.map(|p| format!(" (PID {p})")).unwrap_or_default())]
+    InUse { path: String, pid: Option<u32> },
     /// The caller's request itself is bad (an unknown log, a bad date, a workspace id
     /// outside the pattern …): the same refusal for the CLI and the API.
     #[error(transparent)]
     Request(#[from] RequestError),
+}
+
+/// The process holding DuckDB's lock, from its message (`… is held in PATH (PID n)`).
+fn lock_holder(message: &str) -> Option<u32> {
+    let (_, rest) = message.split_once("(PID ")?;
+    rest.split(')').next()?.trim().parse().ok()
 }
 
 /// The query that a caller's strings ask of `workspace`'s `report`: the range in the
@@ -315,7 +323,15 @@ impl DuckStore {
             path: dir.display().to_string(),
             source,
         })?;
-        DuckStore::at(&dir.join(DB_FILE).display().to_string())
+        DuckStore::at(&dir.join(DB_FILE).display().to_string()).map_err(|e| match e {
+            StoreError::Db(ref db) if db.to_string().contains("Could not set lock on file") => {
+                StoreError::InUse {
+                    path: dir.display().to_string(),
+                    pid: lock_holder(&db.to_string()),
+                }
+            }
+            other => other,
+        })
     }
 
     /// An in-memory store, for tests.

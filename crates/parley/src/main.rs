@@ -123,6 +123,21 @@ enum Command {
     },
     /// Ingest a sample shop's events into a `demo` workspace and print every report.
     Demo,
+    /// Serve the HTTP API (README: "HTTP API") until interrupted (Ctrl-C or SIGTERM),
+    /// then finish the requests in flight.
+    Serve {
+        /// The address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// A file holding the server-wide admin token, which creates workspaces and
+        /// tokens over the API (else the PARLEY_ADMIN_TOKEN variable; without either,
+        /// only the CLI does).
+        #[arg(long)]
+        admin_token_file: Option<PathBuf>,
+        /// The largest request body accepted, in bytes (413 beyond).
+        #[arg(long, default_value_t = parley_server::DEFAULT_BODY_LIMIT)]
+        max_body: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,7 +281,11 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn open(data: &std::path::Path) -> Result<DuckStore> {
-    DuckStore::open(data).with_context(|| format!("could not open data dir {}", data.display()))
+    DuckStore::open(data).map_err(|e| match e {
+        // Already names the data dir and the fix.
+        StoreError::InUse { .. } => anyhow::Error::from(e),
+        _ => anyhow::Error::from(e).context(format!("could not open data dir {}", data.display())),
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -390,8 +409,81 @@ fn run(cli: Cli) -> Result<()> {
             )?;
         }
         Command::Demo => demo(&cli.data, out)?,
+        Command::Serve {
+            listen,
+            admin_token_file,
+            max_body,
+        } => serve(&cli.data, &listen, admin_token_file, max_body)?,
     }
     Ok(())
+}
+
+/// Runs the HTTP API until Ctrl-C or SIGTERM.
+fn serve(
+    data: &std::path::Path,
+    listen: &str,
+    admin_token_file: Option<PathBuf>,
+    body_limit: usize,
+) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let admin_token = match admin_token_file {
+        Some(f) => {
+            let t = std::fs::read_to_string(&f)
+                .with_context(|| format!("could not read the admin token file {}", f.display()))?;
+            Some(t.trim().to_string())
+        }
+        None => std::env::var("PARLEY_ADMIN_TOKEN").ok(),
+    }
+    .filter(|t| !t.is_empty());
+    let store = std::sync::Arc::new(open(data)?);
+    let config = parley_server::Config {
+        admin_token,
+        body_limit,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("could not listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data = %data.display(), "parley serving");
+        eprintln!(
+            "parley: serving http://{addr}/api/v1 (data dir {})",
+            data.display()
+        );
+        parley_server::serve(listener, store, config, shutdown_signal()).await?;
+        tracing::info!("parley stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }
 
 /// The embedded demo data: a shop in Madrid around the 2025 fall-back night.

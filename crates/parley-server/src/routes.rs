@@ -1,0 +1,531 @@
+//! The routes and their handlers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use parley_core::request::{self, RequestError, View};
+use parley_store::{DuckStore, Scope, Store, Workspace};
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::{ApiError, AppState, Config};
+
+type St = State<Arc<AppState>>;
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> ApiError {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+/// The whole application and its background settler.
+pub(crate) fn app(store: Arc<DuckStore>, config: Config) -> (Router, tokio::task::JoinHandle<()>) {
+    let (state, settler) = crate::state(store, &config);
+    let request_id = header::HeaderName::from_static("x-request-id");
+    let router = Router::new()
+        .route(
+            "/api/v1/workspaces",
+            post(create_workspace).get(list_workspaces),
+        )
+        .route("/api/v1/workspaces/{ws}/tokens", post(create_token))
+        .route("/api/v1/tokens/revoke", post(revoke_token))
+        .route("/api/v1/workspaces/{ws}/events", post(ingest))
+        .route("/api/v1/workspaces/{ws}/reports/{report}", get(report))
+        .route(
+            "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}",
+            get(log),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .with_state(state)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<Body>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    (router, settler)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn wrong_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// Runs a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, parley_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "a store call panicked");
+            Err(ApiError::internal())
+        }
+    }
+}
+
+/// The bearer token of the request.
+fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim().to_string())
+        }
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must read: Bearer TOKEN",
+        )),
+    }
+}
+
+/// Checks that the request's token is a live token of `ws` with scope `need`. A token of
+/// another workspace gets the answer a missing workspace gets.
+async fn authorize(
+    st: &AppState,
+    headers: &HeaderMap,
+    ws: &str,
+    need: Scope,
+) -> Result<(), ApiError> {
+    let token = bearer(headers)?;
+    let store = st.store.clone();
+    let principal = blocking(move || store.authenticate(&token)).await?;
+    match principal {
+        None => Err(ApiError::unauthorized("unknown or revoked token")),
+        Some(p) if p.workspace != ws => Err(ApiError::no_workspace(ws)),
+        Some(p) if p.scope != need => Err(ApiError::forbidden(format!(
+            "this token has the {} scope; this route needs {}",
+            p.scope.wire(),
+            need.wire()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Checks that the request carries the server's admin token.
+fn admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = bearer(headers)?;
+    if st.is_admin(&token) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "this route needs the server's admin token",
+        ))
+    }
+}
+
+/// The media type of the request's body, lowercased, without parameters.
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn unsupported(media: &str, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("Content-Type {media:?} is not accepted here (expected {expected})"),
+    )
+}
+
+/// The body, or why it was refused: too large (413) or unreadable (400).
+fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is over the limit of {limit} bytes: send the events in smaller batches"),
+            )
+        } else {
+            ApiError::bad_request(format!("could not read the body: {r}"))
+        }
+    })
+}
+
+/// A JSON body, parsed.
+fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let media = media_type(headers);
+    if media != "application/json" {
+        return Err(unsupported(&media, "application/json"));
+    }
+    let raw = body(raw, limit)?;
+    serde_json::from_slice(&raw).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// A pretty JSON document with a final newline: byte for byte what the CLI prints.
+fn document<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response, ApiError> {
+    let mut text = serde_json::to_string_pretty(doc).map_err(|e| {
+        tracing::error!(error = %e, "a document did not serialize");
+        ApiError::internal()
+    })?;
+    text.push('\n');
+    Ok((
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(st): St) -> Response {
+    let store = st.store.clone();
+    match blocking(move || store.workspaces()).await {
+        Ok(_) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the store does not answer",
+        )
+        .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWorkspace {
+    id: String,
+    timezone: String,
+    name: Option<String>,
+}
+
+async fn create_workspace(
+    State(st): St,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let new: NewWorkspace = json_body(&headers, raw, st.body_limit)?;
+    let ws = Workspace {
+        name: new.name.unwrap_or_else(|| new.id.clone()),
+        id: new.id,
+        timezone: new.timezone,
+    };
+    let store = st.store.clone();
+    let ws = blocking(move || store.create_workspace(&ws)).await?;
+    document(StatusCode::CREATED, &ws)
+}
+
+async fn list_workspaces(State(st): St, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let store = st.store.clone();
+    let list = blocking(move || store.workspaces()).await?;
+    document(StatusCode::OK, &list)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    scope: String,
+}
+
+async fn create_token(
+    State(st): St,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let new: NewToken = json_body(&headers, raw, st.body_limit)?;
+    let scope = Scope::from_wire(&new.scope).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown scope {:?} (expected ingest or read)",
+            new.scope
+        ))
+    })?;
+    let store = st.store.clone();
+    let token = blocking(move || store.create_token(&ws, scope)).await?;
+    document(StatusCode::CREATED, &json!({"token": token}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Revoke {
+    token: String,
+}
+
+async fn revoke_token(
+    State(st): St,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers)?;
+    let revoke: Revoke = json_body(&headers, raw, st.body_limit)?;
+    let store = st.store.clone();
+    let workspace = blocking(move || store.revoke_token(&revoke.token)).await?;
+    document(
+        StatusCode::OK,
+        &json!({"revoked": true, "workspace": workspace}),
+    )
+}
+
+/// Files a batch of events: NDJSON, or a JSON array of events. Answered once the batch
+/// is durable; its facts are derived in the background (and by any read first).
+async fn ingest(
+    State(st): St,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers, &ws, Scope::Ingest).await?;
+    let media = media_type(&headers);
+    let array = match media.as_str() {
+        "application/x-ndjson" | "application/ndjson" => false,
+        "application/json" => true,
+        _ => {
+            return Err(unsupported(
+                &media,
+                "application/x-ndjson, or application/json for an array of events",
+            ))
+        }
+    };
+    let raw = body(raw, st.body_limit)?;
+    let text = std::str::from_utf8(&raw).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let lines = if array {
+        // Each element kept as its own text, so that it is validated exactly as an
+        // NDJSON line is (a key twice in an object included); element i is line i + 1.
+        let events: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!("the body is not a JSON array of events: {e}"))
+            })?;
+        events
+            .iter()
+            .map(|e| e.get())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        text.to_string()
+    };
+    let store = st.store.clone();
+    let workspace = ws.clone();
+    let summary =
+        blocking(move || store.ingest_deferred(&workspace, &mut lines.as_bytes(), &mut |_| {}))
+            .await?;
+    if summary.accepted > 0 {
+        let _ = st.settle.send(ws);
+    }
+    document(
+        StatusCode::OK,
+        &json!({"accepted": summary.accepted, "duplicates": summary.duplicates}),
+    )
+}
+
+/// The query parameters: each named one at most once, `filter` repeated.
+struct Params {
+    one: BTreeMap<String, String>,
+    filters: Vec<String>,
+}
+
+impl Params {
+    fn parse(query: Option<&str>, names: &[&str]) -> Result<Params, ApiError> {
+        let mut p = Params {
+            one: BTreeMap::new(),
+            filters: Vec::new(),
+        };
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if k == "filter" {
+                p.filters.push(v.into_owned());
+            } else if names.contains(&k.as_ref()) {
+                if p.one.insert(k.to_string(), v.into_owned()).is_some() {
+                    return Err(ApiError::bad_request(format!(
+                        "parameter {k:?} is given twice"
+                    )));
+                }
+            } else {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter {k:?} (expected one of {}, filter)",
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(p)
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.one.get(name).cloned()
+    }
+
+    fn view(&self) -> View {
+        View {
+            range: self.get("range"),
+            from: self.get("from"),
+            to: self.get("to"),
+            now: self.get("now"),
+            filters: self.filters.clone(),
+        }
+    }
+}
+
+const VIEW: &[&str] = &["range", "from", "to", "now"];
+
+async fn report(
+    State(st): St,
+    Path((ws, report)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers, &ws, Scope::Read).await?;
+    let report = request::report(&report)?;
+    let view = Params::parse(query.as_deref(), VIEW)?.view();
+    let store = st.store.clone();
+    let doc = blocking(move || {
+        let q = parley_store::query(&*store, &ws, report, &view)?;
+        store.report(&q)
+    })
+    .await?;
+    document(StatusCode::OK, &doc)
+}
+
+async fn log(
+    State(st): St,
+    Path((ws, report, log)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    authorize(&st, &headers, &ws, Scope::Read).await?;
+    let report = request::report(&report)?;
+    if let Some(name) = log.strip_suffix(".csv") {
+        let log = request::log(report, name)?;
+        let view = Params::parse(query.as_deref(), VIEW)?.view();
+        return export(&st, ws, report, log, view).await;
+    }
+    let log = request::log(report, &log)?;
+    let params = Params::parse(
+        query.as_deref(),
+        &["range", "from", "to", "now", "page", "per_page"],
+    )?;
+    let (page, per_page) = request::page(
+        params.get("page").as_deref(),
+        params.get("per_page").as_deref(),
+    )?;
+    let view = params.view();
+    let store = st.store.clone();
+    let doc = blocking(move || {
+        let q = parley_store::query(&*store, &ws, report, &view)?;
+        store.log_page(&q, log, page, per_page)
+    })
+    .await?;
+    document(StatusCode::OK, &doc)
+}
+
+/// Bytes of CSV handed to the connection at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Streams a log's CSV export: the query is checked first (a bad one gets its status),
+/// then rows flow through a channel of a few chunks, so memory stays constant however
+/// many rows there are; a client that goes away stops the export.
+async fn export(
+    st: &AppState,
+    ws: String,
+    report: parley_core::report::Report,
+    log: parley_core::report::Log,
+    view: View,
+) -> Result<Response, ApiError> {
+    let store = st.store.clone();
+    let q = blocking(move || parley_store::query(&*store, &ws, report, &view)).await?;
+    if let Some(f) = q.filters.first_not_applicable(log.accepts()) {
+        return Err(parley_store::StoreError::FiltersNotApplicable {
+            log: log.wire(),
+            filter: f.to_string(),
+        }
+        .into());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let store = st.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(2 * CHUNK);
+        let names: Vec<&str> = log.columns().iter().map(|(n, _)| *n).collect();
+        parley_core::doc::push_csv_record(&names, &mut buf);
+        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away");
+        let done = store.export(&q, log, &mut |fields| {
+            parley_core::doc::push_csv_record(fields, &mut buf);
+            if buf.len() >= CHUNK {
+                let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(2 * CHUNK)));
+                tx.blocking_send(Ok(chunk)).map_err(|_| gone())?;
+            }
+            Ok(())
+        });
+        match done {
+            Ok(_) => {
+                if !buf.is_empty() {
+                    let _ = tx.blocking_send(Ok(Bytes::from(buf)));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "export stopped");
+                let _ = tx.blocking_send(Err(std::io::Error::other("the export stopped")));
+            }
+        }
+    });
+    let disposition = format!(
+        "attachment; filename=\"{}-{}.csv\"",
+        report.wire(),
+        log.wire()
+    );
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition).map_err(|_| ApiError::internal())?,
+            ),
+        ],
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response())
+}

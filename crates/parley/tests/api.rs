@@ -1,0 +1,734 @@
+//! The HTTP API as a client meets it: the real `parley serve` on 127.0.0.1:0 with a
+//! temp data dir, a real HTTP client, and the CLI on a second data dir for parity.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+const EVENTS: &str = include_str!("examples/madrid-dst/events.ndjson");
+const NOW: &str = "2025-10-27T11:55:05+01:00";
+const ADMIN: &str = "admin-secret-for-tests";
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_parley")
+}
+
+fn cli(data: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn cli_ok(data: &Path, args: &[&str]) -> String {
+    let out = cli(data, args);
+    assert!(
+        out.status.success(),
+        "parley {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A running `parley serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(bin())
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("PARLEY_ADMIN_TOKEN", ADMIN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server says where it listens")
+                .unwrap();
+            if let Some(rest) = line.split("serving http://").nth(1) {
+                let addr = rest.split('/').next().unwrap();
+                break format!("http://{addr}");
+            }
+        };
+        // Keep draining its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// (status, body, x-request-id).
+fn send(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String, Option<String>) {
+    let agent = agent();
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        builder = builder.header("Authorization", format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header("Content-Type", ct);
+    }
+    let request = builder.body(body.to_vec()).unwrap();
+    let mut response = agent.run(request).expect("the server answers");
+    let status = response.status().as_u16();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .unwrap();
+    (status, text, id)
+}
+
+fn get(url: &str, token: &str) -> (u16, String) {
+    let (s, b, _) = send("GET", url, Some(token), None, b"");
+    (s, b)
+}
+
+fn post_ndjson(url: &str, token: &str, body: &str) -> (u16, String) {
+    let (s, b, _) = send(
+        "POST",
+        url,
+        Some(token),
+        Some("application/x-ndjson"),
+        body.as_bytes(),
+    );
+    (s, b)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A data dir with workspaces `a` and `b` (Europe/Madrid) and tokens made by the CLI:
+/// (dir, read a, ingest a, read b, ingest b).
+fn setup() -> (tempfile::TempDir, String, String, String, String) {
+    let d = tempfile::tempdir().unwrap();
+    for ws in ["a", "b"] {
+        cli_ok(
+            d.path(),
+            &["workspace", "create", ws, "--timezone", "Europe/Madrid"],
+        );
+    }
+    let token = |ws: &str, scope: &str| {
+        cli_ok(
+            d.path(),
+            &["token", "create", "--workspace", ws, "--scope", scope],
+        )
+        .trim()
+        .to_string()
+    };
+    let (ra, ia, rb, ib) = (
+        token("a", "read"),
+        token("a", "ingest"),
+        token("b", "read"),
+        token("b", "ingest"),
+    );
+    (d, ra, ia, rb, ib)
+}
+
+fn view() -> String {
+    format!("range=last_30_days&now={}", NOW.replace('+', "%2B"))
+}
+
+#[test]
+fn every_status_of_the_contract() {
+    let (d, ra, ia, _rb, _ib) = setup();
+    let revoked = cli_ok(
+        d.path(),
+        &["token", "create", "--workspace", "a", "--scope", "read"],
+    )
+    .trim()
+    .to_string();
+    cli_ok(d.path(), &["token", "revoke", &revoked]);
+    let s = Server::start(d.path(), &["--max-body", "65536"]);
+    let events = s.url("/api/v1/workspaces/a/events");
+    let reports = s.url("/api/v1/workspaces/a/reports");
+    let error = |body: &str| json(body)["error"].clone();
+
+    // 200: NDJSON and a JSON array; the summary counts duplicates.
+    let first: Vec<&str> = EVENTS.lines().take(40).collect();
+    let (st, body) = post_ndjson(&events, &ia, &first.join("\n"));
+    assert_eq!(st, 200, "{body}");
+    let accepted = json(&body)["accepted"].as_u64().unwrap();
+    assert!(accepted > 0);
+    let array = format!("[{}]", first[..10].join(","));
+    let (st, body, id) = send(
+        "POST",
+        &events,
+        Some(&ia),
+        Some("application/json"),
+        array.as_bytes(),
+    );
+    assert_eq!(
+        (st, json(&body)["accepted"].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
+    assert!(json(&body)["duplicates"].as_u64().unwrap() >= 10);
+    assert!(
+        id.is_some_and(|i| !i.is_empty()),
+        "every answer carries a request id"
+    );
+
+    // 422: the batch is refused whole, with the event, field and reason.
+    let bad = format!(
+        "{}\n{}",
+        r#"{"id":"ok1","type":"contact.added","at":"2025-10-27T10:00:00Z","contact":{"id":"zz","name":"Zed"},"source":"user"}"#,
+        r#"{"id":"bad1","type":"message.received","at":"2025-10-27T10:00:00Z","message_id":"m","contact_id":"zz","channel_id":"tt","content":{"type":"gif"}}"#
+    );
+    let (st, body) = post_ndjson(&events, &ia, &bad);
+    assert_eq!(st, 422, "{body}");
+    let e = error(&body);
+    assert_eq!(e["code"], "invalid_batch");
+    assert_eq!(e["details"][0]["line"], 2);
+    assert_eq!(e["details"][0]["id"], "bad1");
+    assert_eq!(e["details"][0]["field"], "content.type");
+    let message = e["message"].as_str().unwrap();
+    assert_eq!(
+        message.matches("content.type").count(),
+        1,
+        "each reason once: {message}"
+    );
+    let (_, body) = post_ndjson(&events, &ia, bad.lines().next().unwrap());
+    assert_eq!(
+        json(&body)["accepted"],
+        1,
+        "nothing of the refused batch was stored"
+    );
+    let dup_key = r#"{"id":"k1","id":"k2","type":"contact.added","at":"2025-10-27T10:00:00Z","contact":{"id":"zy","name":"Zy"},"source":"user"}"#;
+    let (st, body) = post_ndjson(&events, &ia, dup_key);
+    assert_eq!(st, 422, "a key twice in an object: {body}");
+    let (st, body, _) = send(
+        "POST",
+        &events,
+        Some(&ia),
+        Some("application/json"),
+        format!("[{dup_key}]").as_bytes(),
+    );
+    assert_eq!(st, 422, "a key twice, in an array too: {body}");
+
+    // 400, 413, 415 on the body.
+    let (st, body, _) = send(
+        "POST",
+        &events,
+        Some(&ia),
+        Some("application/x-ndjson"),
+        b"{\"id\":\"\xff\"}",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(error(&body)["message"].as_str().unwrap().contains("UTF-8"));
+    let (st, body, _) = send(
+        "POST",
+        &events,
+        Some(&ia),
+        Some("application/json"),
+        b"{\"not\":\"an array\"}",
+    );
+    assert_eq!(st, 400, "{body}");
+    let big = "x".repeat(70_000);
+    let (st, body) = post_ndjson(&events, &ia, &big);
+    assert_eq!(
+        (st, error(&body)["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    let (st, body, _) = send("POST", &events, Some(&ia), Some("text/plain"), b"");
+    assert_eq!(
+        (st, error(&body)["code"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
+    let (st, _, _) = send("POST", &events, Some(&ia), None, b"");
+    assert_eq!(st, 415, "no Content-Type");
+
+    // 401, 403, 404 of tokens.
+    let conv = format!("{reports}/conversations?{}", view());
+    let (st, body, _) = send("GET", &conv, None, None, b"");
+    assert_eq!(
+        (st, error(&body)["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert_eq!(get(&conv, "parley_nonsense").0, 401);
+    assert_eq!(get(&conv, &revoked).0, 401, "a revoked token");
+    assert_eq!(get(&conv, &ia).0, 403, "an ingest token cannot read");
+    assert_eq!(
+        post_ndjson(&events, &ra, "").0,
+        403,
+        "a read token cannot ingest"
+    );
+    let (st, elsewhere) = get(
+        &s.url(&format!(
+            "/api/v1/workspaces/b/reports/conversations?{}",
+            view()
+        )),
+        &ra,
+    );
+    let (st2, missing) = get(
+        &s.url(&format!(
+            "/api/v1/workspaces/zz/reports/conversations?{}",
+            view()
+        )),
+        &ra,
+    );
+    assert_eq!((st, st2), (404, 404));
+    assert_eq!(
+        elsewhere.replace("\\\"b\\\"", "X"),
+        missing.replace("\\\"zz\\\"", "X"),
+        "another workspace looks exactly like none"
+    );
+    assert_eq!(get(&s.url("/api/v1/nothing"), &ra).0, 404);
+
+    // 400 on bad parameters, never 500.
+    for (query, why) in [
+        (format!("{reports}/sales?{}", view()), "unknown report"),
+        (
+            format!("{reports}/conversations?range=last_year"),
+            "unknown preset",
+        ),
+        (format!("{reports}/conversations"), "no range"),
+        (
+            format!("{reports}/conversations?range=today&from=2025-01-01&to=2025-01-02"),
+            "both ranges",
+        ),
+        (
+            format!("{reports}/conversations?from=2025-10-05&to=2025-10-01"),
+            "from > to",
+        ),
+        (
+            format!("{reports}/conversations?from=2025-10-32&to=2025-11-01"),
+            "bad date",
+        ),
+        (
+            format!("{reports}/conversations?range=today&now=yesterday"),
+            "bad now",
+        ),
+        (
+            format!("{reports}/conversations?{}&filter=nope%3D1", view()),
+            "unknown filter",
+        ),
+        (
+            format!("{reports}/conversations?{}&colour=red", view()),
+            "unknown parameter",
+        ),
+        (
+            format!("{reports}/conversations?{}&range=today", view()),
+            "a parameter twice",
+        ),
+        (
+            format!("{reports}/messages/logs/sent?{}", view()),
+            "unknown log",
+        ),
+        (
+            format!("{reports}/messages/logs/incoming?{}&page=0", view()),
+            "page 0",
+        ),
+        (
+            format!("{reports}/messages/logs/incoming?{}&page=x", view()),
+            "page x",
+        ),
+        (
+            format!("{reports}/messages/logs/incoming?{}&per_page=1001", view()),
+            "per_page",
+        ),
+        (
+            format!(
+                "{reports}/messages/logs/incoming.csv?{}&filter=user%3Du1",
+                view()
+            ),
+            "filter a log lacks",
+        ),
+    ] {
+        let (st, body) = get(&query, &ra);
+        assert_eq!(st, 400, "{why}: {body}");
+        let e = error(&body);
+        assert_eq!(e["code"], "bad_request", "{why}");
+        assert!(!e["message"].as_str().unwrap().is_empty(), "{why}");
+    }
+
+    // The admin token: workspaces and tokens.
+    let workspaces = s.url("/api/v1/workspaces");
+    let new = br#"{"id":"c","timezone":"america/bogota"}"#;
+    let (st, body, _) = send(
+        "POST",
+        &workspaces,
+        Some(ADMIN),
+        Some("application/json"),
+        new,
+    );
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(
+        body,
+        "{\n  \"id\": \"c\",\n  \"timezone\": \"America/Bogota\",\n  \"name\": \"c\"\n}\n"
+    );
+    let (st, body, _) = send(
+        "POST",
+        &workspaces,
+        Some(ADMIN),
+        Some("application/json"),
+        new,
+    );
+    assert_eq!((st, error(&body)["code"].as_str()), (409, Some("conflict")));
+    let (st, _, _) = send(
+        "POST",
+        &workspaces,
+        Some(&ra),
+        Some("application/json"),
+        new,
+    );
+    assert_eq!(st, 403, "a workspace token is no admin");
+    let (st, _, _) = send(
+        "POST",
+        &workspaces,
+        Some(ADMIN),
+        Some("application/json"),
+        br#"{"id":"d","timezone":"Mars/Base"}"#,
+    );
+    assert_eq!(st, 400, "an unknown zone");
+    let (st, _, _) = send(
+        "POST",
+        &workspaces,
+        Some(ADMIN),
+        Some("application/json"),
+        br#"{"id":"D!","timezone":"UTC"}"#,
+    );
+    assert_eq!(st, 400, "an id outside the pattern");
+    let (st, body, _) = send(
+        "POST",
+        &s.url("/api/v1/workspaces/c/tokens"),
+        Some(ADMIN),
+        Some("application/json"),
+        br#"{"scope":"read"}"#,
+    );
+    assert_eq!(st, 201, "{body}");
+    let c_read = json(&body)["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(
+            &s.url(&format!("/api/v1/workspaces/c/reports/contacts?{}", view())),
+            &c_read
+        )
+        .0,
+        200
+    );
+    let (st, _, _) = send(
+        "POST",
+        &s.url("/api/v1/tokens/revoke"),
+        Some(ADMIN),
+        Some("application/json"),
+        format!("{{\"token\":\"{c_read}\"}}").as_bytes(),
+    );
+    assert_eq!(st, 200);
+    assert_eq!(
+        get(
+            &s.url(&format!("/api/v1/workspaces/c/reports/contacts?{}", view())),
+            &c_read
+        )
+        .0,
+        401
+    );
+    let (st, body) = get(&workspaces, ADMIN);
+    assert_eq!(st, 200);
+    assert_eq!(json(&body).as_array().unwrap().len(), 3);
+
+    // 405 and the probes.
+    let (st, _, _) = send("DELETE", &conv, Some(&ra), None, b"");
+    assert_eq!(st, 405);
+    assert_eq!(send("GET", &s.url("/healthz"), None, None, b"").0, 200);
+    assert_eq!(send("GET", &s.url("/readyz"), None, None, b"").0, 200);
+}
+
+#[test]
+fn tokens_reach_their_own_workspace_and_scope_only() {
+    let (d, ra, ia, rb, ib) = setup();
+    let s = Server::start(d.path(), &[]);
+    let q = view();
+    for (token, tws, scope) in [
+        (&ra, "a", "read"),
+        (&ia, "a", "ingest"),
+        (&rb, "b", "read"),
+        (&ib, "b", "ingest"),
+    ] {
+        for ws in ["a", "b", "zz"] {
+            let base = s.url(&format!("/api/v1/workspaces/{ws}"));
+            let routes: [(&str, String, &str); 4] = [
+                ("POST", format!("{base}/events"), "ingest"),
+                ("GET", format!("{base}/reports/messages?{q}"), "read"),
+                (
+                    "GET",
+                    format!("{base}/reports/messages/logs/incoming?{q}"),
+                    "read",
+                ),
+                (
+                    "GET",
+                    format!("{base}/reports/messages/logs/incoming.csv?{q}"),
+                    "read",
+                ),
+            ];
+            for (method, url, needs) in routes {
+                let (st, body, _) =
+                    send(method, &url, Some(token), Some("application/x-ndjson"), b"");
+                let want = if ws != tws {
+                    404
+                } else if needs != scope {
+                    403
+                } else {
+                    200
+                };
+                assert_eq!(st, want, "{scope} token of {tws} on {method} {url}: {body}");
+            }
+        }
+    }
+}
+
+/// The same events through the API and through the CLI give byte-identical documents,
+/// log pages and exports.
+#[test]
+fn the_api_answers_what_the_cli_prints() {
+    let (d, ra, ia, _, _) = setup();
+    let c = tempfile::tempdir().unwrap();
+    cli_ok(
+        c.path(),
+        &["workspace", "create", "a", "--timezone", "Europe/Madrid"],
+    );
+    let file = c.path().join("events.ndjson");
+    std::fs::write(&file, EVENTS).unwrap();
+    let cli_summary = cli_ok(
+        c.path(),
+        &["ingest", "--workspace", "a", file.to_str().unwrap()],
+    );
+    let s = Server::start(d.path(), &[]);
+    let (st, body) = post_ndjson(&s.url("/api/v1/workspaces/a/events"), &ia, EVENTS);
+    assert_eq!(st, 200);
+    assert_eq!(json(&body), json(&cli_summary));
+    let base = s.url("/api/v1/workspaces/a/reports");
+    let views: [(&str, Vec<&str>); 3] = [
+        (&view(), vec!["--range", "last_30_days", "--now", NOW]),
+        (
+            "from=2025-10-25&to=2025-10-27&filter=channel%3DTikTok&filter=channel%3DWhatsApp",
+            vec![
+                "--from",
+                "2025-10-25",
+                "--to",
+                "2025-10-27",
+                "--filter",
+                "channel=TikTok",
+                "--filter",
+                "channel=WhatsApp",
+            ],
+        ),
+        (
+            "range=last_7_days&now=2025-10-27T11%3A55%3A05%2B01%3A00&filter=contact%3Dilker",
+            vec![
+                "--range",
+                "last_7_days",
+                "--now",
+                NOW,
+                "--filter",
+                "contact=ilker",
+            ],
+        ),
+    ];
+    for (query, args) in &views {
+        for report in ["conversations", "messages", "contacts", "assignments"] {
+            let mut a = vec!["report", report, "--workspace", "a"];
+            a.extend(args.iter().copied());
+            let out = cli(c.path(), &a);
+            let (st, body) = get(&format!("{base}/{report}?{query}"), &ra);
+            if out.status.success() {
+                assert_eq!(st, 200, "{report} {query}: {body}");
+                assert_eq!(
+                    body,
+                    String::from_utf8(out.stdout).unwrap(),
+                    "{report} {query}"
+                );
+            } else {
+                assert_eq!(st, 400, "{report} {query}: refused both ways: {body}");
+            }
+        }
+    }
+    for (report, log) in [
+        ("conversations", "conversations"),
+        ("messages", "incoming"),
+        ("messages", "outgoing"),
+        ("contacts", "added"),
+        ("assignments", "assignments"),
+    ] {
+        let mut a = vec![
+            "log",
+            report,
+            log,
+            "--workspace",
+            "a",
+            "--range",
+            "last_30_days",
+            "--now",
+            NOW,
+            "--page",
+            "2",
+            "--per-page",
+            "7",
+        ];
+        let page = cli_ok(c.path(), &a);
+        let (st, body) = get(
+            &format!("{base}/{report}/logs/{log}?{}&page=2&per_page=7", view()),
+            &ra,
+        );
+        assert_eq!((st, body), (200, page), "{report} {log} page 2");
+        a = vec![
+            "export",
+            report,
+            log,
+            "--workspace",
+            "a",
+            "--range",
+            "last_30_days",
+            "--now",
+            NOW,
+        ];
+        let csv = cli_ok(c.path(), &a);
+        let (st, body) = get(&format!("{base}/{report}/logs/{log}.csv?{}", view()), &ra);
+        assert_eq!((st, body), (200, csv), "{report} {log} export");
+    }
+}
+
+/// Several clients post overlapping batches at once: every event is counted once, and
+/// the reports are those of one whole ingest. A restart keeps every acknowledged batch.
+#[test]
+fn concurrent_posters_lose_nothing_and_a_restart_keeps_it() {
+    let (d, ra, ia, _, _) = setup();
+    let c = tempfile::tempdir().unwrap();
+    cli_ok(
+        c.path(),
+        &["workspace", "create", "a", "--timezone", "Europe/Madrid"],
+    );
+    let file = c.path().join("events.ndjson");
+    std::fs::write(&file, EVENTS).unwrap();
+    let whole = json(&cli_ok(
+        c.path(),
+        &["ingest", "--workspace", "a", file.to_str().unwrap()],
+    ));
+    let lines: Vec<&str> = EVENTS.lines().collect();
+    let s = Server::start(d.path(), &[]);
+    let url = s.url("/api/v1/workspaces/a/events");
+    // Four clients, each posting its quarter and half of the next in batches of 25:
+    // every line is posted by one or two clients.
+    let n = lines.len();
+    let (accepted, posted): (u64, u64) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (url, ia, lines) = (&url, &ia, &lines);
+                scope.spawn(move || {
+                    let (from, to) = (i * n / 4, ((i + 1) * n / 4 + n / 8).min(n));
+                    let mut accepted = 0;
+                    for chunk in lines[from..to].chunks(25) {
+                        let (st, body) = post_ndjson(url, ia, &chunk.join("\n"));
+                        assert_eq!(st, 200, "{body}");
+                        accepted += json(&body)["accepted"].as_u64().unwrap();
+                    }
+                    (accepted, (to - from) as u64)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |(a, p), (x, y)| (a + x, p + y))
+    });
+    assert_eq!(
+        accepted,
+        whole["accepted"].as_u64().unwrap(),
+        "each event accepted once, across clients"
+    );
+    assert!(posted > n as u64);
+    let reports = |s: &Server| -> Vec<String> {
+        ["conversations", "messages", "contacts", "assignments"]
+            .iter()
+            .map(|r| {
+                let (st, body) = get(
+                    &s.url(&format!("/api/v1/workspaces/a/reports/{r}?{}", view())),
+                    &ra,
+                );
+                assert_eq!(st, 200);
+                body
+            })
+            .collect()
+    };
+    let before = reports(&s);
+    for (r, body) in ["conversations", "messages", "contacts", "assignments"]
+        .iter()
+        .zip(&before)
+    {
+        let cli_doc = cli_ok(
+            c.path(),
+            &[
+                "report",
+                r,
+                "--workspace",
+                "a",
+                "--range",
+                "last_30_days",
+                "--now",
+                NOW,
+            ],
+        );
+        assert_eq!(
+            body, &cli_doc,
+            "{r}: the concurrent batches give the whole ingest's report"
+        );
+    }
+    // Killed without warning, then started again on the same data dir.
+    s.kill();
+    let s = Server::start(d.path(), &[]);
+    assert_eq!(
+        reports(&s),
+        before,
+        "every acknowledged batch survives a kill -9"
+    );
+    let (st, body) = post_ndjson(&s.url("/api/v1/workspaces/a/events"), &ia, EVENTS);
+    assert_eq!(
+        (st, json(&body)["accepted"].as_u64()),
+        (200, Some(0)),
+        "all known after the restart"
+    );
+}
