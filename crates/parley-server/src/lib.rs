@@ -26,8 +26,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// How the server runs.
 #[derive(Clone)]
 pub struct Config {
-    /// The server-wide admin token, if any: it may create workspaces and tokens.
-    pub admin_token: Option<String>,
+    /// Server-wide admin tokens (the operator's, and the one `parley serve` leaves in
+    /// the data dir for the CLI): each may create workspaces and tokens and act in any
+    /// workspace.
+    pub admin_tokens: Vec<String>,
     /// The largest request body accepted (413 beyond).
     pub body_limit: usize,
 }
@@ -35,7 +37,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            admin_token: None,
+            admin_tokens: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
         }
     }
@@ -44,19 +46,19 @@ impl Default for Config {
 /// What every handler shares.
 pub(crate) struct AppState {
     pub(crate) store: Arc<DuckStore>,
-    /// SHA-256 of the admin token.
-    admin: Option<[u8; 32]>,
+    /// SHA-256 of each admin token.
+    admin: Vec<[u8; 32]>,
     pub(crate) body_limit: usize,
     /// Workspaces with batches filed and not yet derived, for the settler.
     pub(crate) settle: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl AppState {
-    /// Whether `token` is the admin token (compared as hashes, in constant time).
+    /// Whether `token` is an admin token (compared as hashes, in constant time).
     pub(crate) fn is_admin(&self, token: &str) -> bool {
-        self.admin.is_some_and(|admin| {
-            let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            bool::from(admin.ct_eq(&presented))
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.admin.iter().fold(false, |hit, admin| {
+            hit | bool::from(admin.ct_eq(&presented))
         })
     }
 }
@@ -108,9 +110,11 @@ pub(crate) fn state(
     let state = Arc::new(AppState {
         store,
         admin: config
-            .admin_token
-            .as_ref()
-            .map(|t| Sha256::digest(t.as_bytes()).into()),
+            .admin_tokens
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| Sha256::digest(t.as_bytes()).into())
+            .collect(),
         body_limit: config.body_limit,
         settle: tx,
     });

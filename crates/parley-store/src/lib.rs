@@ -24,7 +24,7 @@ use parley_core::request::{self, RequestError, View};
 use parley_core::time::Range;
 
 /// A tenant: its id, IANA zone and display name (serialized in that order, SPEC §8.3).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Workspace {
     pub id: String,
     pub timezone: String,

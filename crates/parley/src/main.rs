@@ -1,6 +1,7 @@
 //! The `parley` command line (SPEC §7, §8.3). Thin: it parses arguments, opens the
 //! store and prints what the store and the core return.
 
+mod remote;
 mod table;
 
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -288,6 +289,38 @@ fn open(data: &std::path::Path) -> Result<DuckStore> {
     })
 }
 
+/// Where the admin commands and `ingest` act: the data dir itself, or the `parley
+/// serve` holding it.
+enum Target {
+    Local(DuckStore),
+    Remote(remote::Remote),
+}
+
+fn target(data: &std::path::Path) -> Result<Target> {
+    match DuckStore::open(data) {
+        Ok(store) => Ok(Target::Local(store)),
+        Err(e @ StoreError::InUse { .. }) => match remote::Remote::find(data) {
+            Some(server) => Ok(Target::Remote(server)),
+            None => Err(e.into()),
+        },
+        Err(e) => {
+            Err(anyhow::Error::from(e)
+                .context(format!("could not open data dir {}", data.display())))
+        }
+    }
+}
+
+/// A whole batch file (or stdin, `-`) in memory, to post to a server.
+fn read_batch(file: &str) -> Result<Vec<u8>> {
+    let mut batch = Vec::new();
+    if file == "-" {
+        std::io::stdin().lock().read_to_end(&mut batch)?;
+    } else {
+        batch = std::fs::read(file).with_context(|| format!("could not read {file}"))?;
+    }
+    Ok(batch)
+}
+
 fn run(cli: Cli) -> Result<()> {
     let out = &mut std::io::stdout().lock();
     match cli.command {
@@ -297,19 +330,32 @@ fn run(cli: Cli) -> Result<()> {
                 id,
                 timezone,
             };
-            let ws = open(&cli.data)?.create_workspace(&ws)?;
+            let ws = match target(&cli.data)? {
+                Target::Local(store) => store.create_workspace(&ws)?,
+                Target::Remote(server) => server.create_workspace(&ws)?,
+            };
             writeln!(out, "{}", serde_json::to_string(&ws)?)?;
         }
         Command::Workspace(WorkspaceCommand::List) => {
-            let list = open(&cli.data)?.workspaces()?;
+            let list = match target(&cli.data)? {
+                Target::Local(store) => store.workspaces()?,
+                Target::Remote(server) => server.workspaces()?,
+            };
             writeln!(out, "{}", serde_json::to_string(&list)?)?;
         }
         Command::Token(TokenCommand::Create { workspace, scope }) => {
-            let token = open(&cli.data)?.create_token(&workspace, scope.into())?;
+            let scope: Scope = scope.into();
+            let token = match target(&cli.data)? {
+                Target::Local(store) => store.create_token(&workspace, scope)?,
+                Target::Remote(server) => server.create_token(&workspace, scope.wire())?,
+            };
             writeln!(out, "{token}")?;
         }
         Command::Token(TokenCommand::Revoke { token }) => {
-            let workspace = open(&cli.data)?.revoke_token(&token)?;
+            let workspace = match target(&cli.data)? {
+                Target::Local(store) => store.revoke_token(&token)?,
+                Target::Remote(server) => server.revoke_token(&token)?,
+            };
             writeln!(
                 out,
                 "{}",
@@ -321,15 +367,22 @@ fn run(cli: Cli) -> Result<()> {
             files,
             defer,
         } => {
-            let store = open(&cli.data)?;
+            let target = target(&cli.data)?;
             for file in &files {
-                let summary = timed(cli.timing, "ingest", || {
-                    ingest(&store, &workspace, file, defer)
-                })?;
+                let (accepted, duplicates) = match &target {
+                    Target::Local(store) => {
+                        let summary = timed(cli.timing, "ingest", || {
+                            ingest(store, &workspace, file, defer)
+                        })?;
+                        (summary.accepted, summary.duplicates)
+                    }
+                    // The server files each batch durably and derives it in the
+                    // background, as `--defer` would.
+                    Target::Remote(server) => server.ingest(&workspace, read_batch(file)?)?,
+                };
                 writeln!(
                     out,
-                    r#"{{"accepted": {}, "duplicates": {}}}"#,
-                    summary.accepted, summary.duplicates
+                    r#"{{"accepted": {accepted}, "duplicates": {duplicates}}}"#
                 )?;
                 out.flush()?;
             }
@@ -443,8 +496,12 @@ fn serve(
     }
     .filter(|t| !t.is_empty());
     let store = std::sync::Arc::new(open(data)?);
+    // The CLI's own admin token while this server holds the data dir (`serve.json`).
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let local: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let config = parley_server::Config {
-        admin_token,
+        admin_tokens: admin_token.into_iter().chain([local.clone()]).collect(),
         body_limit,
     };
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
@@ -453,6 +510,14 @@ fn serve(
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let _serve_file = remote::ServeFile::write(
+            data,
+            &remote::ServeFile {
+                url: format!("http://{addr}"),
+                pid: std::process::id(),
+                token: local,
+            },
+        )?;
         tracing::info!(%addr, data = %data.display(), "parley serving");
         eprintln!(
             "parley: serving http://{addr}/api/v1 (data dir {})",

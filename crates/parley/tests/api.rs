@@ -732,3 +732,104 @@ fn concurrent_posters_lose_nothing_and_a_restart_keeps_it() {
         "all known after the restart"
     );
 }
+
+/// While a server holds the data dir, the admin commands and `ingest` go through it;
+/// other commands say in one line what holds the dir. A SIGTERM stops the server
+/// cleanly, and the CLI then opens the dir itself.
+#[test]
+fn the_cli_works_beside_a_running_server() {
+    let d = tempfile::tempdir().unwrap();
+    cli_ok(
+        d.path(),
+        &["workspace", "create", "a", "--timezone", "Europe/Madrid"],
+    );
+    let s = Server::start(d.path(), &[]);
+    assert!(d.path().join("serve.json").exists());
+    let created = cli_ok(
+        d.path(),
+        &[
+            "workspace",
+            "create",
+            "b",
+            "--timezone",
+            "utc",
+            "--name",
+            "Bee",
+        ],
+    );
+    assert_eq!(
+        created,
+        "{\"id\":\"b\",\"timezone\":\"UTC\",\"name\":\"Bee\"}\n"
+    );
+    let again = cli(d.path(), &["workspace", "create", "b", "--timezone", "UTC"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "error: workspace \"b\" already exists\n"
+    );
+    let listed = cli_ok(d.path(), &["workspace", "list"]);
+    assert!(listed.starts_with("[{\"id\":\"a\""), "{listed}");
+    let read = cli_ok(
+        d.path(),
+        &["token", "create", "--workspace", "a", "--scope", "read"],
+    );
+    let read = read.trim();
+    assert!(
+        read.starts_with("parley_") && !read.contains(' '),
+        "only the token: {read}"
+    );
+    let file = d.path().join("events.ndjson");
+    std::fs::write(&file, EVENTS).unwrap();
+    let summary = cli_ok(
+        d.path(),
+        &["ingest", "--workspace", "a", file.to_str().unwrap()],
+    );
+    assert_eq!(summary, "{\"accepted\": 485, \"duplicates\": 13}\n");
+    let (st, api_doc) = get(
+        &s.url(&format!("/api/v1/workspaces/a/reports/messages?{}", view())),
+        read,
+    );
+    assert_eq!(st, 200);
+    let report = cli(
+        d.path(),
+        &["report", "messages", "--workspace", "a", "--range", "today"],
+    );
+    assert_eq!(report.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&report.stderr);
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("in use") && msg.contains("parley serve"),
+        "{msg}"
+    );
+    let revoked = cli_ok(d.path(), &["token", "revoke", read]);
+    assert!(revoked.contains("\"workspace\":\"a\""), "{revoked}");
+    let (st, _) = get(
+        &s.url(&format!("/api/v1/workspaces/a/reports/messages?{}", view())),
+        read,
+    );
+    assert_eq!(st, 401, "revoked through the server");
+    // A graceful stop: exit 0, the serve file gone, the CLI on its own again.
+    let mut s = s;
+    let term = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!d.path().join("serve.json").exists());
+    let cli_doc = cli_ok(
+        d.path(),
+        &[
+            "report",
+            "messages",
+            "--workspace",
+            "a",
+            "--range",
+            "last_30_days",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(cli_doc, api_doc, "what was acknowledged is there");
+}
