@@ -292,13 +292,13 @@ fn open(data: &std::path::Path) -> Result<DuckStore> {
 /// Where the admin commands and `ingest` act: the data dir itself, or the `parley
 /// serve` holding it.
 enum Target {
-    Local(DuckStore),
+    Local(Box<DuckStore>),
     Remote(remote::Remote),
 }
 
 fn target(data: &std::path::Path) -> Result<Target> {
     match DuckStore::open(data) {
-        Ok(store) => Ok(Target::Local(store)),
+        Ok(store) => Ok(Target::Local(Box::new(store))),
         Err(e @ StoreError::InUse { .. }) => match remote::Remote::find(data) {
             Some(server) => Ok(Target::Remote(server)),
             None => Err(e.into()),
