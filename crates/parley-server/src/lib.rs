@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
+pub use routes::openapi_document;
 
 /// Request bodies are limited to this many bytes unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;

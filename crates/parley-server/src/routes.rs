@@ -8,13 +8,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use parley_core::request::{self, RequestError, View};
 use parley_store::{DuckStore, Scope, Store, Workspace};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, AppState, Config};
 
@@ -30,21 +32,13 @@ impl From<RequestError> for ApiError {
 pub(crate) fn app(store: Arc<DuckStore>, config: Config) -> (Router, tokio::task::JoinHandle<()>) {
     let (state, settler) = crate::state(store, &config);
     let request_id = header::HeaderName::from_static("x-request-id");
-    let router = Router::new()
-        .route(
-            "/api/v1/workspaces",
-            post(create_workspace).get(list_workspaces),
-        )
-        .route("/api/v1/workspaces/{ws}/tokens", post(create_token))
-        .route("/api/v1/tokens/revoke", post(revoke_token))
-        .route("/api/v1/workspaces/{ws}/events", post(ingest))
-        .route("/api/v1/workspaces/{ws}/reports/{report}", get(report))
-        .route(
-            "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}",
-            get(log),
-        )
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, api) = api_router();
+    let document = Arc::new(
+        api.to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    );
+    let router = router
+        .layer(axum::Extension(OpenApiDocument(document)))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -63,6 +57,130 @@ pub(crate) fn app(store: Arc<DuckStore>, config: Config) -> (Router, tokio::task
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     (router, settler)
+}
+
+/// Every route, registered with its OpenAPI description: a route cannot be served
+/// without being documented.
+fn api_router() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_workspace, list_workspaces))
+        .routes(routes!(create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(ingest))
+        .routes(routes!(report))
+        .routes(routes!(log))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The API's OpenAPI 3.1 document, as `/api/v1/openapi.json` serves it.
+pub fn openapi_document() -> String {
+    api_router()
+        .1
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "parley",
+        description = "Reports for business messaging: event batches in, the Conversations, Messages, Contacts and Assignments reports out (SPEC §7, §8). Every route but the probes and this document takes `Authorization: Bearer TOKEN`: a workspace's `ingest` or `read` token, or the server's admin token.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "admin", description = "Workspaces and tokens (admin token)"),
+        (name = "ingest", description = "Event batches (ingest token)"),
+        (name = "reports", description = "Reports, log pages and CSV exports (read token)"),
+        (name = "operations", description = "Probes and this document (no token)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document served at `/api/v1/openapi.json`.
+#[derive(Clone)]
+struct OpenApiDocument(Arc<String>);
+
+/// The error shape of every refusal (SPEC §7).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ErrorDetail {
+    /// A stable code: bad_request, unauthorized, forbidden, not_found, conflict,
+    /// payload_too_large, unsupported_media_type, invalid_batch, internal.
+    code: String,
+    /// One line, for a person.
+    message: String,
+    /// For `invalid_batch`, the events at fault: line, index, id, field, reason.
+    #[schema(value_type = Object, nullable)]
+    details: Option<String>,
+}
+
+/// A workspace (SPEC §8.3).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct WorkspaceDoc {
+    id: String,
+    timezone: String,
+    name: String,
+}
+
+/// What an ingest did.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IngestSummary {
+    /// Events stored by this batch.
+    accepted: u64,
+    /// Events whose id was already stored, or repeated in the batch.
+    duplicates: u64,
+}
+
+/// A new token, shown this once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenDoc {
+    token: String,
+}
+
+/// A revoked token's workspace.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Revoked {
+    revoked: bool,
+    workspace: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+async fn openapi_json(axum::Extension(doc): axum::Extension<OpenApiDocument>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        doc.0.as_str().to_string(),
+    )
+        .into_response()
 }
 
 async fn no_route() -> ApiError {
@@ -213,10 +331,12 @@ fn document<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response
         .into_response())
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process answers")))]
 async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The store answers"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(st): St) -> Response {
     let store = st.store.clone();
     match blocking(move || store.workspaces()).await {
@@ -230,7 +350,7 @@ async fn readyz(State(st): St) -> Response {
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewWorkspace {
     id: String,
@@ -238,6 +358,8 @@ struct NewWorkspace {
     name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "admin", security(("bearer" = [])), request_body = NewWorkspace,
+    responses((status = 201, body = WorkspaceDoc), (status = 409, body = ErrorBody), (status = 415, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_workspace(
     State(st): St,
     headers: HeaderMap,
@@ -255,6 +377,8 @@ async fn create_workspace(
     document(StatusCode::CREATED, &ws)
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [WorkspaceDoc]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn list_workspaces(State(st): St, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&st, &headers)?;
     let store = st.store.clone();
@@ -262,12 +386,15 @@ async fn list_workspaces(State(st): St, headers: HeaderMap) -> Result<Response, 
     document(StatusCode::OK, &list)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     scope: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/tokens", tag = "admin", security(("bearer" = [])), request_body = NewToken,
+    params(("ws" = String, Path, description = "The workspace's id")),
+    responses((status = 201, body = TokenDoc), (status = 415, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_token(
     State(st): St,
     Path(ws): Path<String>,
@@ -287,12 +414,14 @@ async fn create_token(
     document(StatusCode::CREATED, &json!({"token": token}))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Revoke {
     token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens/revoke", tag = "admin", security(("bearer" = [])), request_body = Revoke,
+    responses((status = 200, body = Revoked), (status = 415, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn revoke_token(
     State(st): St,
     headers: HeaderMap,
@@ -310,6 +439,10 @@ async fn revoke_token(
 
 /// Files a batch of events: NDJSON, or a JSON array of events. Answered once the batch
 /// is durable; its facts are derived in the background (and by any read first).
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/events", tag = "ingest", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "The workspace's id")),
+    request_body(content = String, description = "Events of SPEC §2, one JSON object per line (application/x-ndjson) or a JSON array of them (application/json); all or nothing", content_type = "application/x-ndjson"),
+    responses((status = 200, body = IngestSummary, description = "The batch is durable"), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody, description = "Nothing stored: the events at fault are in details"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn ingest(
     State(st): St,
     Path(ws): Path<String>,
@@ -412,6 +545,9 @@ impl Params {
 
 const VIEW: &[&str] = &["range", "from", "to", "now"];
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/reports/{report}", tag = "reports", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)")),
+    responses((status = 200, description = "The report document of SPEC §8.1, as `parley report` prints it", content_type = "application/json"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn report(
     State(st): St,
     Path((ws, report)): Path<(String, String)>,
@@ -430,6 +566,9 @@ async fn report(
     document(StatusCode::OK, &doc)
 }
 
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}", tag = "reports", security(("bearer" = [])),
+    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("log" = String, Path, description = "The log (SPEC §6.5); with `.csv` appended, the whole log as CSV, streamed"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)"), ("page" = Option<u64>, Query, description = "From 1 (default 1)"), ("per_page" = Option<u64>, Query, description = "1 to 1000 (default 50)")),
+    responses((status = 200, description = "The log page of SPEC §8.2 (application/json), or the CSV export (text/csv)", content_type = "application/json"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn log(
     State(st): St,
     Path((ws, report, log)): Path<(String, String, String)>,

@@ -124,6 +124,9 @@ enum Command {
     },
     /// Ingest a sample shop's events into a `demo` workspace and print every report.
     Demo,
+    /// Print the HTTP API's OpenAPI 3.1 document (what the server serves at
+    /// /api/v1/openapi.json).
+    Openapi,
     /// Serve the HTTP API (README: "HTTP API") until interrupted (Ctrl-C or SIGTERM),
     /// then finish the requests in flight.
     Serve {
@@ -462,6 +465,7 @@ fn run(cli: Cli) -> Result<()> {
             )?;
         }
         Command::Demo => demo(&cli.data, out)?,
+        Command::Openapi => writeln!(out, "{}", parley_server::openapi_document())?,
         Command::Serve {
             listen,
             admin_token_file,

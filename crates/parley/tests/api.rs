@@ -833,3 +833,65 @@ fn the_cli_works_beside_a_running_server() {
     );
     assert_eq!(cli_doc, api_doc, "what was acknowledged is there");
 }
+
+/// The OpenAPI document is generated from the routes: the server serves what `parley
+/// openapi` prints, it holds every route the API answers, and every route it holds is
+/// answered (none falls to "no such route").
+#[test]
+fn the_openapi_document_holds_every_route() {
+    let (d, ra, _, _, _) = setup();
+    let s = Server::start(d.path(), &[]);
+    let (st, served, _) = send("GET", &s.url("/api/v1/openapi.json"), None, None, b"");
+    assert_eq!(st, 200);
+    let printed = cli_ok(Path::new("/nonexistent-data-dir"), &["openapi"]);
+    assert_eq!(json(&served), json(&printed));
+    let doc = json(&served);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/workspaces"),
+        ("POST", "/api/v1/workspaces"),
+        ("POST", "/api/v1/workspaces/{ws}/tokens"),
+        ("POST", "/api/v1/tokens/revoke"),
+        ("POST", "/api/v1/workspaces/{ws}/events"),
+        ("GET", "/api/v1/workspaces/{ws}/reports/{report}"),
+        ("GET", "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+    for (method, path) in &documented {
+        let url = s.url(
+            &path
+                .replace("{ws}", "a")
+                .replace("{report}", "messages")
+                .replace("{log}", "incoming"),
+        );
+        let (st, body, _) = send(
+            method,
+            &format!("{url}?{}", view()),
+            Some(&ra),
+            Some("application/json"),
+            b"{}",
+        );
+        assert!(
+            !body.contains("no such route") && st != 405,
+            "{method} {path} is documented but not served: {st} {body}"
+        );
+    }
+}
