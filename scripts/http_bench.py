@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""HTTP benchmark of `parley serve` (issue 12's speed rows), standard library only.
+
+    python3 scripts/http_bench.py --events /tmp/perf-data/ev-1m.ndjson --data /tmp/hb \
+        [--limit 200000] [--clients 4] [--batch 1000] [--readers 50] [--fresh]
+
+Starts `parley serve` on 127.0.0.1 (an ephemeral port) over DIR (with `--fresh`, a new
+DIR with workspace `bench`), creates an ingest and a read token through the CLI (which
+goes through the running server), then posts the file's events (after `--skip` lines,
+at most `--limit`) in NDJSON batches of `--batch` lines from `--clients` threads, while
+`--readers` threads read the Conversations report over and over. Prints events/s, the
+batch latencies (p50, p99, max), the readers' latencies, whether every read answered
+200 with a document whose counts never went down, and the server's peak RSS. Then it
+times one report over HTTP against the library call (`parley report --timing` on the
+same data dir once the server is stopped).
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEW = "range=last_30_days&now=2026-11-30T12%3A00%3A00%2B01%3A00"
+
+
+def parley_bin():
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/parley-target"))
+    return str(target / "release" / "parley")
+
+
+def cli(data, *args):
+    return subprocess.run([parley_bin(), "--data", str(data), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+def rss_mb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--skip", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--readers", type=int, default=50)
+    a = ap.parse_args()
+    data = Path(a.data)
+    if a.fresh:
+        shutil.rmtree(data, ignore_errors=True)
+        cli(data, "workspace", "create", "bench", "--timezone", "Europe/Madrid")
+    lines = []
+    with open(a.events, "rb") as f:
+        for i, line in enumerate(f):
+            if i < a.skip:
+                continue
+            if a.limit and len(lines) >= a.limit:
+                break
+            lines.append(line)
+    batches = [b"".join(lines[i:i + a.batch]) for i in range(0, len(lines), a.batch)]
+    server = subprocess.Popen([parley_bin(), "--data", str(data), "serve", "--listen", "127.0.0.1:0"],
+                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    port = None
+    for line in server.stderr:
+        if "serving http://" in line:
+            port = int(line.split("serving http://")[1].split("/")[0].split(":")[1])
+            break
+    threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
+    ingest = cli(data, "token", "create", "--workspace", "bench", "--scope", "ingest").strip()
+    read = cli(data, "token", "create", "--workspace", "bench", "--scope", "read").strip()
+
+    lat, errors, lock = [], [], threading.Lock()
+    done = threading.Event()
+
+    def poster(k):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        for b in batches[k::a.clients]:
+            t = time.perf_counter()
+            conn.request("POST", "/api/v1/workspaces/bench/events", body=b,
+                         headers={"Authorization": f"Bearer {ingest}", "Content-Type": "application/x-ndjson"})
+            r = conn.getresponse()
+            body = r.read()
+            dt = time.perf_counter() - t
+            with lock:
+                lat.append(dt)
+                if r.status != 200:
+                    errors.append((r.status, body[:200]))
+
+    reads, bad_reads = [], []
+
+    def reader():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        last = -1
+        while not done.is_set():
+            t = time.perf_counter()
+            conn.request("GET", f"/api/v1/workspaces/bench/reports/conversations?{VIEW}",
+                         headers={"Authorization": f"Bearer {read}"})
+            r = conn.getresponse()
+            body = r.read()
+            dt = time.perf_counter() - t
+            ok = r.status == 200
+            if ok:
+                opened = json.loads(body)["components"]["opened"]["value"]
+                ok = opened >= last
+                last = opened
+            with lock:
+                reads.append(dt)
+                if not ok:
+                    bad_reads.append((r.status, body[:200]))
+
+    readers = [threading.Thread(target=reader) for _ in range(a.readers)]
+    for t in readers:
+        t.start()
+    start = time.perf_counter()
+    posters = [threading.Thread(target=poster, args=(k,)) for k in range(a.clients)]
+    for t in posters:
+        t.start()
+    for t in posters:
+        t.join()
+    elapsed = time.perf_counter() - start
+    done.set()
+    for t in readers:
+        t.join()
+    # One report, over HTTP, several times once the ingest is over.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    http_ms = []
+    for _ in range(7):
+        t = time.perf_counter()
+        conn.request("GET", f"/api/v1/workspaces/bench/reports/conversations?{VIEW}",
+                     headers={"Authorization": f"Bearer {read}"})
+        conn.getresponse().read()
+        http_ms.append((time.perf_counter() - t) * 1000)
+    peak = rss_mb(server.pid)
+    server.terminate()
+    server.wait()
+    lib = []
+    for _ in range(5):
+        out = subprocess.run([parley_bin(), "--timing", "--data", str(data), "report", "conversations",
+                              "--workspace", "bench", "--range", "last_30_days", "--now", "2026-11-30T12:00:00+01:00"],
+                             capture_output=True, text=True, check=True)
+        lib.append(float([l for l in out.stderr.splitlines() if l.startswith("timing:")][-1].split()[2]))
+    n = len(lines)
+    print(json.dumps({
+        "events": n, "batches": len(batches), "clients": a.clients, "readers": a.readers,
+        "seconds": round(elapsed, 2), "events_per_s": round(n / elapsed),
+        "batch_p50_ms": round(pct(lat, 50) * 1000, 1), "batch_p99_ms": round(pct(lat, 99) * 1000, 1),
+        "batch_max_ms": round(max(lat) * 1000, 1), "ingest_errors": len(errors),
+        "reads": len(reads), "read_p50_ms": round(pct(reads, 50) * 1000, 1),
+        "read_p99_ms": round(pct(reads, 99) * 1000, 1), "bad_reads": len(bad_reads),
+        "report_over_http_ms_median": round(statistics.median(http_ms), 1),
+        "report_library_call_ms_median": round(statistics.median(lib), 1),
+        "server_peak_rss_mb": round(peak),
+    }, indent=1))
+    if errors or bad_reads:
+        print("errors:", errors[:3], bad_reads[:3], file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
