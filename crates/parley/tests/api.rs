@@ -895,3 +895,61 @@ fn the_openapi_document_holds_every_route() {
         );
     }
 }
+
+/// A SIGTERM while a batch is being ingested: the server finishes it, answers 200, and
+/// stops; the batch is there afterwards.
+#[test]
+fn a_graceful_stop_finishes_the_ingest_in_flight() {
+    use std::io::{Read, Write};
+    let (d, _, ia, _, _) = setup();
+    let s = Server::start(d.path(), &[]);
+    let batch: String = (0..50_000)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"g{i}\",\"type\":\"contact.added\",\"at\":\"2025-10-27T10:00:00Z\",\"contact\":{{\"id\":\"k{i}\",\"name\":\"K {i}\"}},\"source\":\"user\"}}\n"
+            )
+        })
+        .collect();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    // A first request on the connection, so that the server is serving it.
+    write!(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 512];
+    let n = conn.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    write!(
+        conn,
+        "POST /api/v1/workspaces/a/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ia}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{batch}",
+        batch.len()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let mut s = s;
+    let term = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"accepted\": 50000"), "{answer}");
+    assert!(s.child.wait().unwrap().success());
+    let doc = json(&cli_ok(
+        d.path(),
+        &[
+            "report",
+            "contacts",
+            "--workspace",
+            "a",
+            "--range",
+            "last_30_days",
+            "--now",
+            NOW,
+        ],
+    ));
+    assert_eq!(
+        doc["components"]["added"]["value"], 50_000,
+        "the batch is there"
+    );
+}
