@@ -36,6 +36,8 @@ pub(crate) struct Sizes {
     pub(crate) sorted_at_once: u64,
     /// Rows appended to a cube before it is compacted, at least (see `cubes::apply`).
     pub(crate) cube_tail: i64,
+    /// Rows an export sorts at once, about (see `query::EXPORT_WINDOW_ROWS`).
+    pub(crate) export_window: u64,
 }
 
 impl Default for Sizes {
@@ -44,6 +46,7 @@ impl Default for Sizes {
             part_contacts: PART_CONTACTS,
             sorted_at_once: SORTED_AT_ONCE,
             cube_tail: crate::cubes::TAIL_MIN_ROWS,
+            export_window: crate::query::EXPORT_WINDOW_ROWS,
         }
     }
 }

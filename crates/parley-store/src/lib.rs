@@ -420,6 +420,7 @@ impl DuckStore {
             part_contacts: n,
             sorted_at_once: n.saturating_mul(500),
             cube_tail: i64::try_from(n.saturating_mul(4)).unwrap_or(i64::MAX),
+            export_window: n.saturating_mul(3),
         };
         self
     }
@@ -692,7 +693,10 @@ impl Store for DuckStore {
         log: Log,
         sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
     ) -> Result<u64, StoreError> {
-        self.read_settled(&q.workspace.id, |conn| query::export(conn, q, log, sink))
+        let window = self.sizes.export_window;
+        self.read_settled(&q.workspace.id, |conn| {
+            query::export(conn, q, log, window, sink)
+        })
     }
 }
 

@@ -704,12 +704,12 @@ fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     }
 }
 
-/// A page's rows, as `log_rows` finds them: `limit` rows past the first `skip` of those
-/// whose instants lie in `[oldest, newest]`.
+/// Rows whose instants lie in `[oldest, newest]`: for a page, `limit` of them past the
+/// first `skip` (as `log_rows` finds them); for an export, all.
 struct Window {
     oldest: i64,
     newest: i64,
-    limit: u64,
+    limit: Option<u64>,
     skip: usize,
 }
 
@@ -724,7 +724,9 @@ fn log_sql(q: &Query, log: Log, window: Option<Window>) -> (String, Vec<Value>) 
         None => (String::new(), String::new()),
         Some(w) => (
             format!(" AND {} BETWEEN {} AND {}", src.t, w.oldest, w.newest),
-            format!(" LIMIT {} OFFSET {}", w.limit, w.skip),
+            w.limit.map_or(String::new(), |limit| {
+                format!(" LIMIT {limit} OFFSET {}", w.skip)
+            }),
         ),
     };
     let sql = format!(
@@ -785,7 +787,7 @@ fn log_rows(
     let window = Window {
         oldest,
         newest,
-        limit,
+        limit: Some(limit),
         skip: offset as usize - newer,
     };
     let (sql, params) = log_sql(q, log, Some(window));
@@ -903,8 +905,59 @@ pub(crate) fn log_page(
     })
 }
 
-/// Streams every row of a log as CSV fields: one query whose result DuckDB hands over in
-/// Arrow batches as they are produced, so memory stays constant whatever the log's size.
+/// Rows an export sorts at once, about: its rows are read a window of instants at a time.
+pub(crate) const EXPORT_WINDOW_ROWS: u64 = 100_000;
+
+/// The export's windows of instants, newest first: inclusive `[oldest, newest]` bounds
+/// that together cover every row of the log once, each holding about `rows` rows (cut at
+/// approximate quantiles of the instants: one scan, in constant memory). Since a log is
+/// ordered by instant first, the windows' rows, each window sorted, are the log in order.
+fn export_windows(
+    conn: &Connection,
+    q: &Query,
+    log: Log,
+    rows: u64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let ds = log.dataset();
+    let src = source(ds, &q.filters);
+    let (cond, params) = where_clause(q, ds, &src);
+    let (n, oldest, newest): (i64, Option<i64>, Option<i64>) = conn.query_row(
+        &format!(
+            "SELECT count(*), min({t}), max({t}) FROM {from} WHERE {cond}",
+            t = src.t,
+            from = src.from
+        ),
+        duckdb::params_from_iter(&params),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (Some(oldest), Some(newest)) = (oldest, newest) else {
+        return Ok(Vec::new());
+    };
+    let k = (n as u64).div_ceil(rows.max(1));
+    let mut edges = vec![oldest - 1];
+    if k > 1 {
+        let fractions: Vec<String> = (1..k).map(|i| format!("{}", i as f64 / k as f64)).collect();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT unnest(approx_quantile({t}, [{f}])) FROM {from} WHERE {cond}",
+            t = src.t,
+            f = fractions.join(", "),
+            from = src.from
+        ))?;
+        let mut cuts = stmt
+            .query_map(duckdb::params_from_iter(&params), |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        cuts.sort_unstable();
+        cuts.dedup();
+        edges.extend(cuts.into_iter().filter(|&c| oldest <= c && c < newest));
+    }
+    edges.push(newest);
+    Ok(edges.windows(2).rev().map(|w| (w[0] + 1, w[1])).collect())
+}
+
+/// Streams every row of a log as CSV fields: a window of instants at a time (about
+/// `window_rows` rows, `export_windows`), each one query whose result DuckDB hands over in
+/// Arrow batches as they are produced, so memory stays constant whatever the log's size
+/// (one query for all sorted a million rows in DuckDB's memory at once).
 ///
 /// Formatting (local times, durations, labels) costs more than DuckDB's sort and scan,
 /// so `FORMATTERS` threads do it: this one pulls batches, hands them out in turn, and
@@ -914,6 +967,7 @@ pub(crate) fn export(
     conn: &Connection,
     q: &Query,
     log: Log,
+    window_rows: u64,
     sink: &mut dyn FnMut(&[String]) -> std::io::Result<()>,
 ) -> Result<u64, StoreError> {
     use duckdb::arrow::record_batch::RecordBatch;
@@ -935,10 +989,8 @@ pub(crate) fn export(
         range: &q.range,
         dir: &dir,
     };
-    let (sql, params) = log_sql(q, log, None);
+    let windows = export_windows(conn, q, log, window_rows)?;
     let width = log.columns().len();
-    let mut stmt = conn.prepare(&sql)?;
-    let batches = stmt.stream_arrow(duckdb::params_from_iter(params))?;
     let mut n = 0u64;
     std::thread::scope(|scope| {
         let fmt = &fmt;
@@ -984,16 +1036,26 @@ pub(crate) fn export(
             *fed += 1;
             Ok(true)
         };
-        for batch in batches {
-            formatters[sent % FORMATTERS]
-                .batches
-                .send(batch?)
-                .expect("formatters live while batches are sent");
-            sent += 1;
-            while fed < sent {
-                let wait = sent - fed > FORMATTERS * IN_FLIGHT;
-                if !feed(&mut fed, wait)? {
-                    break;
+        for (oldest, newest) in windows {
+            let window = Window {
+                oldest,
+                newest,
+                limit: None,
+                skip: 0,
+            };
+            let (sql, params) = log_sql(q, log, Some(window));
+            let mut stmt = conn.prepare(&sql)?;
+            for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
+                formatters[sent % FORMATTERS]
+                    .batches
+                    .send(batch?)
+                    .expect("formatters live while batches are sent");
+                sent += 1;
+                while fed < sent {
+                    let wait = sent - fed > FORMATTERS * IN_FLIGHT;
+                    if !feed(&mut fed, wait)? {
+                        break;
+                    }
                 }
             }
         }
