@@ -1131,13 +1131,10 @@ fn s6_5_pages_put_together_are_the_export() {
     pages_put_together_are_the_export(&s, 300, 7);
 }
 
-/// Deep pages, whose instants are bounded by the cube's counts per slot once a page ends
-/// past 500 rows, put together give the export's order too, and the same pages as when
-/// nothing is counted from the cubes: 1,200 messages, three per instant, over seven
-/// hours of 15-minute slots, in pages of 70 that straddle slot and instant edges.
-#[test]
-fn deep_pages_bounded_by_the_cubes_are_the_export() {
-    let lines: Vec<String> = (0..1200)
+/// 1,200 incoming messages of 2026-01-05, three per instant, over seven hours of
+/// 15-minute slots, their ids and contacts shuffled.
+fn three_to_an_instant() -> Vec<String> {
+    (0..1200)
         .map(|i| {
             let minute = i / 3;
             recv(
@@ -1147,7 +1144,16 @@ fn deep_pages_bounded_by_the_cubes_are_the_export() {
                 "wa",
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Deep pages, whose instants are bounded by the cube's counts per slot once a page ends
+/// past 500 rows, put together give the export's order too, and the same pages as when
+/// nothing is counted from the cubes: 1,200 messages, three per instant, over seven
+/// hours of 15-minute slots, in pages of 70 that straddle slot and instant edges.
+#[test]
+fn deep_pages_bounded_by_the_cubes_are_the_export() {
+    let lines = three_to_an_instant();
     let pages_each_way: Vec<Vec<String>> = [true, false]
         .into_iter()
         .map(|cubes| {
@@ -1777,17 +1783,7 @@ fn exports_read_a_window_at_a_time_in_log_order() {
         }
     }
     assert!(rows > 300, "the example exports {rows} rows");
-    let same_instants: Vec<String> = (0..1200)
-        .map(|i| {
-            let minute = i / 3;
-            recv(
-                &format!("m{:04}", (i * 37) % 1200),
-                &format!("2026-01-05T{:02}:{:02}:00Z", 10 + minute / 60, minute % 60),
-                &format!("c{:04}", (i * 53) % 1200),
-                "wa",
-            )
-        })
-        .collect();
+    let same_instants = three_to_an_instant();
     let exports: Vec<Vec<String>> = [u64::MAX, 1]
         .into_iter()
         .map(|part| {
