@@ -50,11 +50,75 @@ pub(crate) struct AppState {
     /// SHA-256 of each admin token.
     admin: Vec<[u8; 32]>,
     pub(crate) body_limit: usize,
-    /// Workspaces with batches filed and not yet derived, for the settler.
-    pub(crate) settle: tokio::sync::mpsc::UnboundedSender<String>,
+    /// (workspace, generation) of each batch filed, for the settler.
+    settle: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
+    /// Per workspace, batches filed and settled so far (generations).
+    progress: Arc<std::sync::Mutex<Progress>>,
+    /// Bumped after each round of the settler, to wake the reads waiting on it.
+    rounds: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Per workspace: how many batches were filed, up to which one the facts are derived,
+/// and whether the settler last failed on it.
+#[derive(Default)]
+struct Progress {
+    filed: std::collections::HashMap<String, u64>,
+    settled: std::collections::HashMap<String, u64>,
+    failed: std::collections::HashSet<String>,
 }
 
 impl AppState {
+    /// Records a batch filed in `ws` and hands it to the settler.
+    pub(crate) fn filed(&self, ws: &str) {
+        let generation = {
+            let mut p = self.progress.lock().expect("progress lock");
+            let g = p.filed.entry(ws.to_string()).or_insert(0);
+            *g += 1;
+            *g
+        };
+        let _ = self.settle.send((ws.to_string(), generation));
+    }
+
+    /// Settles `ws` on this request (the settler failed on it, or stopped).
+    async fn settle_here(&self, ws: &str) -> Result<(), ApiError> {
+        let (store, ws) = (self.store.clone(), ws.to_string());
+        match tokio::task::spawn_blocking(move || parley_store::Store::settle(&*store, &ws)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(ApiError::internal()),
+        }
+    }
+
+    /// Waits until every batch of `ws` acknowledged before this call has its facts (the
+    /// store's reads do not settle in the server: one settler does, for all). If the
+    /// settler failed on `ws`, settles it here, so that the read fails with the reason.
+    pub(crate) async fn settled(&self, ws: &str) -> Result<(), ApiError> {
+        let target = {
+            let p = self.progress.lock().expect("progress lock");
+            p.filed.get(ws).copied().unwrap_or(0)
+        };
+        let mut rounds = self.rounds.clone();
+        loop {
+            let (done, failed) = {
+                let p = self.progress.lock().expect("progress lock");
+                (
+                    p.settled.get(ws).copied().unwrap_or(0) >= target,
+                    p.failed.contains(ws),
+                )
+            };
+            if done {
+                return Ok(());
+            }
+            if failed {
+                return self.settle_here(ws).await;
+            }
+            // The settler stopped (shutting down): settle here.
+            if rounds.changed().await.is_err() {
+                return self.settle_here(ws).await;
+            }
+        }
+    }
+
     /// Whether `token` is an admin token (compared as hashes, in constant time).
     pub(crate) fn is_admin(&self, token: &str) -> bool {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -65,13 +129,27 @@ impl AppState {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests
-/// in flight (an ingest under way completes and is answered) and returns.
+/// in flight (an ingest under way completes and is answered) and returns. `store`'s
+/// reads should not settle (`DuckStore::with_settled_reads(false)`): the server settles
+/// what an earlier run left before it answers, then in the background.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Arc<DuckStore>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Batches filed and not derived by an earlier run (killed, or `ingest --defer`):
+    // derived before the first request, since reads here do not settle.
+    let startup = store.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), parley_store::StoreError> {
+        for ws in parley_store::Store::workspaces(&*startup)? {
+            parley_store::Store::settle(&*startup, &ws.id)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(std::io::Error::other)?;
     let (app, settler) = routes::app(store, config);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -80,25 +158,40 @@ pub async fn serve(
     served
 }
 
-/// The state and the background task that derives filed batches.
+/// The state and the background task that derives filed batches: it takes every batch
+/// waiting, settles each of their workspaces once (many batches in one derivation),
+/// records up to which batch each is settled and wakes the reads waiting for it.
 pub(crate) fn state(
     store: Arc<DuckStore>,
     config: &Config,
 ) -> (Arc<AppState>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let settler_store = store.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64)>();
+    let (round_tx, round_rx) = tokio::sync::watch::channel(0u64);
+    let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
+    let (settler_store, settler_progress) = (store.clone(), progress.clone());
     let settler = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            // Every workspace waiting by now, each settled once.
-            let mut waiting = std::collections::BTreeSet::from([first]);
-            while let Ok(ws) = rx.try_recv() {
-                waiting.insert(ws);
+        while let Some((ws, g)) = rx.recv().await {
+            let mut waiting = std::collections::BTreeMap::from([(ws, g)]);
+            while let Ok((ws, g)) = rx.try_recv() {
+                let e = waiting.entry(ws).or_insert(g);
+                *e = (*e).max(g);
             }
             let store = settler_store.clone();
+            let progress = settler_progress.clone();
             let done = tokio::task::spawn_blocking(move || {
-                for ws in waiting {
-                    if let Err(e) = parley_store::Store::settle(&*store, &ws) {
-                        tracing::error!(workspace = %ws, error = %e, "background settle failed");
+                for (ws, g) in waiting {
+                    let outcome = parley_store::Store::settle(&*store, &ws);
+                    let mut p = progress.lock().expect("progress lock");
+                    match outcome {
+                        Ok(_) => {
+                            p.failed.remove(&ws);
+                            let s = p.settled.entry(ws).or_insert(0);
+                            *s = (*s).max(g);
+                        }
+                        Err(e) => {
+                            tracing::error!(workspace = %ws, error = %e, "background settle failed");
+                            p.failed.insert(ws);
+                        }
                     }
                 }
             })
@@ -106,6 +199,7 @@ pub(crate) fn state(
             if let Err(e) = done {
                 tracing::error!(error = %e, "background settle panicked");
             }
+            round_tx.send_modify(|r| *r += 1);
         }
     });
     let state = Arc::new(AppState {
@@ -118,6 +212,8 @@ pub(crate) fn state(
             .collect(),
         body_limit: config.body_limit,
         settle: tx,
+        progress,
+        rounds: round_rx,
     });
     (state, settler)
 }

@@ -489,7 +489,7 @@ async fn ingest(
         blocking(move || store.ingest_deferred(&workspace, &mut lines.as_bytes(), &mut |_| {}))
             .await?;
     if summary.accepted > 0 {
-        let _ = st.settle.send(ws);
+        st.filed(&ws);
     }
     document(
         StatusCode::OK,
@@ -557,6 +557,7 @@ async fn report(
     authorize(&st, &headers, &ws, Scope::Read).await?;
     let report = request::report(&report)?;
     let view = Params::parse(query.as_deref(), VIEW)?.view();
+    st.settled(&ws).await?;
     let store = st.store.clone();
     let doc = blocking(move || {
         let q = parley_store::query(&*store, &ws, report, &view)?;
@@ -592,6 +593,7 @@ async fn log(
         params.get("per_page").as_deref(),
     )?;
     let view = params.view();
+    st.settled(&ws).await?;
     let store = st.store.clone();
     let doc = blocking(move || {
         let q = parley_store::query(&*store, &ws, report, &view)?;
@@ -614,6 +616,7 @@ async fn export(
     log: parley_core::report::Log,
     view: View,
 ) -> Result<Response, ApiError> {
+    st.settled(&ws).await?;
     let store = st.store.clone();
     let q = blocking(move || parley_store::query(&*store, &ws, report, &view)).await?;
     if let Some(f) = q.filters.first_not_applicable(log.accepts()) {

@@ -195,6 +195,9 @@ pub struct DuckStore {
     sizes: ingest::Sizes,
     /// Whether reports may count from the cubes (`cubes.rs`); tests compare both ways.
     cubes: bool,
+    /// Whether a read settles its workspace's deferred batches first (the default), or
+    /// reads the facts of the batches settled so far (`with_settled_reads`).
+    settle_reads: bool,
     /// Filters of the ids and keys stored, per workspace (`seen.rs`); locked after the
     /// writer.
     seen: Mutex<seen::Seen>,
@@ -353,6 +356,7 @@ impl DuckStore {
             readers: Mutex::new(Vec::new()),
             sizes: ingest::Sizes::default(),
             cubes: true,
+            settle_reads: true,
             seen: Mutex::new(seen::Seen::default()),
         };
         store.migrate(&lock(&store.writer))?;
@@ -379,13 +383,28 @@ impl DuckStore {
         })
     }
 
+    /// Whether reads settle a workspace's deferred batches before reading (the default).
+    /// Off, a read never settles: it sees the facts of the batches settled so far, each
+    /// batch's whole or none of them (a settle is one transaction), and whoever turns
+    /// this off settles (the HTTP server's background settler does, and makes each read
+    /// wait for the batches acknowledged before it): many readers then never queue for
+    /// the writer behind one another's settles.
+    pub fn with_settled_reads(mut self, on: bool) -> DuckStore {
+        self.settle_reads = on;
+        self
+    }
+
     /// Runs `f` on a reader connection inside a snapshot in which workspace `ws` has no
-    /// deferred batch left to settle (settling it first when it has).
+    /// deferred batch left to settle (settling it first when it has), unless reads do not
+    /// settle (`with_settled_reads(false)`).
     fn read_settled<T>(
         &self,
         ws: &str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        if !self.settle_reads {
+            return self.read(f);
+        }
         loop {
             let reader = self.reader()?;
             let waiting: i64 = reader.query_row(

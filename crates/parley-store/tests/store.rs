@@ -1802,3 +1802,43 @@ fn exports_read_a_window_at_a_time_in_log_order() {
     assert_eq!(exports[0].len(), 1200);
     assert_eq!(exports[0], exports[1]);
 }
+
+/// With reads that do not settle, a deferred batch is invisible until it is settled, and
+/// then visible whole: a read never sees it half-applied, nor settles it.
+#[test]
+fn reads_that_do_not_settle_see_settled_batches_whole() {
+    let s = store("UTC").with_settled_reads(false);
+    let first: Vec<String> = (0..5)
+        .map(|i| {
+            recv(
+                &format!("a{i}"),
+                "2026-01-05T10:00:00Z",
+                &format!("c{i}"),
+                "wa",
+            )
+        })
+        .collect();
+    ingest(&s, &first).unwrap();
+    let incoming = |s: &DuckStore| {
+        report(s, Report::Messages, "2026-01-05", "2026-01-05", &[])["components"]
+            ["incoming_by_channel"]["total"]
+            .clone()
+    };
+    assert_eq!(incoming(&s), 5);
+    let later: Vec<String> = (0..7)
+        .map(|i| {
+            recv(
+                &format!("b{i}"),
+                "2026-01-05T11:00:00Z",
+                &format!("d{i}"),
+                "wa",
+            )
+        })
+        .collect();
+    s.ingest_deferred("w", &mut later.join("\n").as_bytes(), &mut |_| {})
+        .unwrap();
+    assert_eq!(incoming(&s), 5, "not settled yet: the batch is not seen");
+    assert_eq!(incoming(&s), 5, "and the read did not settle it");
+    assert_eq!(s.settle("w").unwrap(), 7);
+    assert_eq!(incoming(&s), 12, "settled: seen whole");
+}

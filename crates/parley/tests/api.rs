@@ -169,6 +169,23 @@ fn setup() -> (tempfile::TempDir, String, String, String, String) {
     (d, ra, ia, rb, ib)
 }
 
+/// The Messages report over the last 30 days to `NOW`, as the CLI prints it.
+fn messages_report(data: &Path) -> String {
+    cli_ok(
+        data,
+        &[
+            "report",
+            "messages",
+            "--workspace",
+            "a",
+            "--range",
+            "last_30_days",
+            "--now",
+            NOW,
+        ],
+    )
+}
+
 fn view() -> String {
     format!("range=last_30_days&now={}", NOW.replace('+', "%2B"))
 }
@@ -818,19 +835,7 @@ fn the_cli_works_beside_a_running_server() {
     let status = s.child.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!d.path().join("serve.json").exists());
-    let cli_doc = cli_ok(
-        d.path(),
-        &[
-            "report",
-            "messages",
-            "--workspace",
-            "a",
-            "--range",
-            "last_30_days",
-            "--now",
-            NOW,
-        ],
-    );
+    let cli_doc = messages_report(d.path());
     assert_eq!(cli_doc, api_doc, "what was acknowledged is there");
 }
 
@@ -952,4 +957,40 @@ fn a_graceful_stop_finishes_the_ingest_in_flight() {
         doc["components"]["added"]["value"], 50_000,
         "the batch is there"
     );
+}
+
+/// Batches filed and not derived before the server starts (`ingest --defer`, or a run
+/// killed before its background settle) are derived before it answers a read.
+#[test]
+fn batches_left_unsettled_are_derived_at_start() {
+    let (d, ra, _, _, _) = setup();
+    let file = d.path().join("events.ndjson");
+    std::fs::write(&file, EVENTS).unwrap();
+    cli_ok(
+        d.path(),
+        &[
+            "ingest",
+            "--defer",
+            "--workspace",
+            "a",
+            file.to_str().unwrap(),
+        ],
+    );
+    let c = tempfile::tempdir().unwrap();
+    cli_ok(
+        c.path(),
+        &["workspace", "create", "a", "--timezone", "Europe/Madrid"],
+    );
+    cli_ok(
+        c.path(),
+        &["ingest", "--workspace", "a", file.to_str().unwrap()],
+    );
+    let s = Server::start(d.path(), &[]);
+    let (st, body) = get(
+        &s.url(&format!("/api/v1/workspaces/a/reports/messages?{}", view())),
+        &ra,
+    );
+    assert_eq!(st, 200);
+    let cli_doc = messages_report(c.path());
+    assert_eq!(body, cli_doc);
 }
