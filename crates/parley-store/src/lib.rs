@@ -198,6 +198,10 @@ pub struct DuckStore {
     /// Whether a read settles its workspace's deferred batches first (the default), or
     /// reads the facts of the batches settled so far (`with_settled_reads`).
     settle_reads: bool,
+    /// With reads that do not settle: the connection settles run on, with its own TEMP
+    /// scratch tables, so that a settle (facts, cubes) runs beside the writer's filings
+    /// (the log, ids, keys, `dirty`) instead of holding the writer.
+    settler: Option<Mutex<Connection>>,
     /// Filters of the ids and keys stored, per workspace (`seen.rs`); locked after the
     /// writer.
     seen: Mutex<seen::Seen>,
@@ -357,6 +361,7 @@ impl DuckStore {
             sizes: ingest::Sizes::default(),
             cubes: true,
             settle_reads: true,
+            settler: None,
             seen: Mutex::new(seen::Seen::default()),
         };
         store.migrate(&lock(&store.writer))?;
@@ -389,9 +394,23 @@ impl DuckStore {
     /// this off settles (the HTTP server's background settler does, and makes each read
     /// wait for the batches acknowledged before it): many readers then never queue for
     /// the writer behind one another's settles.
-    pub fn with_settled_reads(mut self, on: bool) -> DuckStore {
+    ///
+    /// Off, settles also get a connection of their own: a settle derives facts while the
+    /// writer files the next batches, each in its own transaction (they write different
+    /// tables; `dirty` rows are appended by one and the ones a settle saw deleted by it).
+    /// Nothing else may then derive: ingest must be deferred, and no rebuild may run
+    /// while settles do.
+    pub fn with_settled_reads(mut self, on: bool) -> Result<DuckStore, StoreError> {
         self.settle_reads = on;
-        self
+        self.settler = if on {
+            None
+        } else {
+            let conn = lock(&self.origin).try_clone()?;
+            conn.execute_batch("USE parley")?;
+            conn.execute_batch(schema::SCRATCH)?;
+            Some(Mutex::new(conn))
+        };
+        Ok(self)
     }
 
     /// Runs `f` on a reader connection inside a snapshot in which workspace `ws` has no
@@ -677,10 +696,17 @@ impl Store for DuckStore {
     }
 
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
-        self.write(|conn| {
+        let settle = |conn: &Connection| {
             known_workspace(conn, workspace)?;
             ingest::settle(conn, workspace, self.sizes, 0)
-        })
+        };
+        match &self.settler {
+            Some(settler) => {
+                let conn = lock(settler);
+                in_transaction(&conn, || settle(&conn))
+            }
+            None => self.write(settle),
+        }
     }
 
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError> {

@@ -1807,7 +1807,7 @@ fn exports_read_a_window_at_a_time_in_log_order() {
 /// then visible whole: a read never sees it half-applied, nor settles it.
 #[test]
 fn reads_that_do_not_settle_see_settled_batches_whole() {
-    let s = store("UTC").with_settled_reads(false);
+    let s = store("UTC").with_settled_reads(false).unwrap();
     let first: Vec<String> = (0..5)
         .map(|i| {
             recv(
@@ -1841,4 +1841,32 @@ fn reads_that_do_not_settle_see_settled_batches_whole() {
     assert_eq!(incoming(&s), 5, "and the read did not settle it");
     assert_eq!(s.settle("w").unwrap(), 7);
     assert_eq!(incoming(&s), 12, "settled: seen whole");
+}
+
+/// Settles on their own connection run while the writer files the next batches: after
+/// both, every document is the whole ingest's (no lost dirty contact, no conflict).
+#[test]
+fn settles_beside_filings_give_the_whole_ingests_documents() {
+    let lines = madrid_lines();
+    let whole = store("Europe/Madrid");
+    ingest(&whole, &lines).unwrap();
+    let s = store("Europe/Madrid").with_settled_reads(false).unwrap();
+    let filing_done = std::sync::atomic::AtomicBool::new(false);
+    let mut settled = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for chunk in lines.chunks(25) {
+                s.ingest_deferred("w", &mut chunk.join("\n").as_bytes(), &mut |_| {})
+                    .unwrap();
+            }
+            filing_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        while !filing_done.load(std::sync::atomic::Ordering::SeqCst) {
+            settled += s.settle("w").unwrap();
+        }
+    });
+    settled += s.settle("w").unwrap();
+    assert!(settled > 0);
+    assert_eq!(s.settle("w").unwrap(), 0, "nothing left");
+    assert_eq!(all_documents(&s), all_documents(&whole));
 }

@@ -501,7 +501,7 @@ fn serve(
     .filter(|t| !t.is_empty());
     // Reads do not settle in the server: its background settler does, once for many
     // batches, and each read waits for the batches acknowledged before it.
-    let store = std::sync::Arc::new(open(data)?.with_settled_reads(false));
+    let store = std::sync::Arc::new(open(data)?.with_settled_reads(false)?);
     // The CLI's own admin token while this server holds the data dir (`serve.json`).
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
