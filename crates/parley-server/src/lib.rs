@@ -139,11 +139,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Batches filed and not derived by an earlier run (killed, or `ingest --defer`):
-    // derived before the first request, since reads here do not settle.
+    // derived before the first request, since reads here do not settle; and the
+    // filters of stored hashes built, which batches would otherwise pay for.
     let startup = store.clone();
     tokio::task::spawn_blocking(move || -> Result<(), parley_store::StoreError> {
         for ws in parley_store::Store::workspaces(&*startup)? {
             parley_store::Store::settle(&*startup, &ws.id)?;
+            // The filters of stored ids and keys, built before the first batch needs them.
+            startup.know_stored(&ws.id)?;
         }
         Ok(())
     })

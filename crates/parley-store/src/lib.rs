@@ -570,6 +570,17 @@ impl DuckStore {
         })
     }
 
+    /// Builds the filters of the ids and keys stored in `workspace` now (`seen.rs`), so
+    /// that this process's next batches look up only the hashes they may hold: a
+    /// long-lived process (the server) calls it at start; without it, the second batch
+    /// of a process pays the scans (1.6-1.9 s at L).
+    pub fn know_stored(&self, workspace: &str) -> Result<(), StoreError> {
+        let conn = lock(&self.writer);
+        known_workspace(&conn, workspace)?;
+        let mut seen = lock(&self.seen);
+        seen.of(workspace).build_all(&conn, workspace)
+    }
+
     /// Runs `f` on the writer connection in one transaction, after any write before it.
     fn write<T>(
         &self,

@@ -97,6 +97,19 @@ impl Known {
         }
     }
 
+    /// Builds every filter now, and uses them from the next batch on (a long-lived
+    /// process, the server, calls it at start instead of paying the scans in a batch).
+    pub fn build_all(&mut self, conn: &Connection, ws: &str) -> Result<(), StoreError> {
+        for kind in [Kind::EventId, Kind::ConvKey, Kind::MsgKey] {
+            let slot = &mut self.filters[kind.index()];
+            if slot.is_none() {
+                *slot = Some(Bloom::from_table(conn, ws, kind)?);
+            }
+        }
+        self.batches = self.batches.max(1);
+        Ok(())
+    }
+
     /// Counts a batch ingested into the workspace.
     pub fn batch_done(&mut self) {
         self.batches += 1;

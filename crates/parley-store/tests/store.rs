@@ -1870,3 +1870,34 @@ fn settles_beside_filings_give_the_whole_ingests_documents() {
     assert_eq!(s.settle("w").unwrap(), 0, "nothing left");
     assert_eq!(all_documents(&s), all_documents(&whole));
 }
+
+/// Filters of stored hashes built at start (`know_stored`) hold every stored id and key:
+/// a re-sent batch is all duplicates and a receipt finds its message, from a fresh
+/// process's first batch on.
+#[test]
+fn filters_built_at_start_know_every_stored_id_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = madrid_lines();
+    {
+        let s = DuckStore::open(dir.path()).unwrap();
+        s.create_workspace(&Workspace {
+            id: "w".into(),
+            timezone: "Europe/Madrid".into(),
+            name: "w".into(),
+        })
+        .unwrap();
+        ingest(&s, &lines[..300]).unwrap();
+    }
+    let whole = store("Europe/Madrid");
+    ingest(&whole, &lines).unwrap();
+    let s = DuckStore::open(dir.path()).unwrap();
+    s.know_stored("w").unwrap();
+    let again = ingest(&s, &lines[..300]).unwrap();
+    assert_eq!(again.accepted, 0, "every stored id is known");
+    ingest(&s, &lines[300..]).unwrap();
+    assert_eq!(all_documents(&s), all_documents(&whole));
+    assert!(matches!(
+        s.know_stored("zz"),
+        Err(StoreError::UnknownWorkspace(_))
+    ));
+}
