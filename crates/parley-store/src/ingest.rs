@@ -8,7 +8,7 @@
 //! skips the row groups whose min/max cannot match. So a batch costs what it touches,
 //! not the size of the log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 
 use duckdb::arrow::array::{Array, AsArray};
@@ -405,7 +405,7 @@ fn store_batch(
     ranks: u16,
     events: u64,
     sorted_at_once: u64,
-    known: Option<&mut Known>,
+    mut known: Option<&mut Known>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
@@ -420,7 +420,7 @@ fn store_batch(
     let keyed = ranks & R_KEYED != 0;
     let mut edges: Vec<(String, String)> = Vec::new();
     if keyed {
-        file_keys(conn, ws, &mut edges, known)?;
+        file_keys(conn, ws, &mut edges, known.as_deref_mut())?;
     }
     if ranks & R_MERGED != 0 {
         let mut stmt = conn.prepare(
@@ -433,24 +433,40 @@ fn store_batch(
         }
     }
     phase("edges keys");
-    // The owner of each close and receipt of the batch, where its id is known by now.
+    // The owner of each close and receipt of the batch, where its id is known by now:
+    // from the keys this process filed (`Known::owner`), else from the key tables.
+    let cached = if ranks & (R_CLOSED | R_STATUS) != 0 {
+        known_owners(conn, known.as_deref())?
+    } else {
+        0
+    };
+    let uncached = if cached > 0 {
+        " AND s.idx NOT IN (SELECT idx FROM cached_owner)"
+    } else {
+        ""
+    };
     let mut resolve = Vec::new();
     for (bit, table, kind) in [
         (R_CLOSED, "conv_keys", "conversation.closed"),
         (R_STATUS, "msg_keys", "message.status"),
     ] {
         if ranks & bit != 0 {
-            let keys = listed(
-                conn,
-                "k.h",
-                &format!("SELECT DISTINCT hash(key) FROM stage WHERE type = '{kind}'"),
-            )?;
+            let rows = format!("FROM stage s WHERE s.type = '{kind}'{uncached}");
+            let n: i64 = conn.query_row(&format!("SELECT count(*) {rows}"), [], |r| r.get(0))?;
+            if n == 0 {
+                continue;
+            }
+            let keys = listed(conn, "k.h", &format!("SELECT DISTINCT hash(s.key) {rows}"))?;
             resolve.push(format!(
                 "SELECT s.idx, min(k.owner) AS owner FROM stage s
                    JOIN {table} k ON k.h = hash(s.key) AND k.key = s.key
-                 WHERE k.workspace = $1 AND s.type = '{kind}'{keys} GROUP BY s.idx"
+                 WHERE k.workspace = $1 AND s.type = '{kind}'{uncached}{keys} GROUP BY s.idx"
             ));
         }
+    }
+    if cached > 0 {
+        // Names the workspace too, as every branch takes the same parameter.
+        resolve.push("SELECT idx, owner FROM cached_owner WHERE $1 IS NOT NULL".to_string());
     }
     if resolve.is_empty() {
         conn.execute_batch(
@@ -711,6 +727,9 @@ fn receipts_in_place(conn: &Connection, ws: &str, cube_tail: i64) -> Result<bool
 }
 
 thread_local! {
+    /// Closes and receipts whose owners this thread's ingests found among the keys the
+    /// process filed (tests check which way they went).
+    pub(crate) static OWNERS_KNOWN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     /// Receipt batches applied in place on this thread (tests check which way a batch
     /// took).
     pub(crate) static IN_PLACE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -779,6 +798,7 @@ fn file_keys(
         )?;
     }
     if let Some(k) = known {
+        remember_owners(conn, k, &stored_convs, &stored_msgs)?;
         k.stored(Kind::ConvKey, conv_hashes.as_deref());
         k.stored(Kind::MsgKey, msg_hashes.as_deref());
     }
@@ -800,6 +820,91 @@ fn file_keys(
 /// Finds who used the batch's ids before (`ek`, looked up among the hashes that may be
 /// stored) and adds to `edges` the contacts tied by an id: one of them used it before,
 /// or two of them use it in the batch.
+/// Finds in `known` the owners of the batch's closes and receipts whose keys this
+/// process filed, into the TEMP table `cached_owner`; returns how many.
+fn known_owners(conn: &Connection, known: Option<&Known>) -> Result<usize, StoreError> {
+    let Some(k) = known.filter(|k| k.warm()) else {
+        return Ok(0);
+    };
+    let mut found: Vec<(i64, String)> = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT idx, type = 'conversation.closed', key FROM stage
+             WHERE type IN ('conversation.closed', 'message.status')",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (idx, conv, key) = row?;
+            if let Some(owner) = k.owner(conv, &key) {
+                found.push((idx, owner.to_string()));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(0);
+    }
+    OWNERS_KNOWN.with(|n| n.set(n.get() + found.len() as u64));
+    conn.execute_batch(
+        "CREATE OR REPLACE TEMP TABLE cached_owner (idx BIGINT NOT NULL, owner VARCHAR NOT NULL)",
+    )?;
+    let mut app = conn.appender_to_catalog_and_db("cached_owner", "temp", "main")?;
+    for (idx, owner) in &found {
+        app.append_row(params![idx, owner])?;
+    }
+    app.flush()?;
+    Ok(found.len())
+}
+
+/// Keeps the first user of each key the batch files as new (its hash is in no filter, so
+/// every use of it is in this batch: the least contact id among them is what a lookup
+/// would answer), and forgets the keys it uses again. Without filters it knows nothing.
+fn remember_owners(
+    conn: &Connection,
+    k: &mut Known,
+    stored_convs: &Option<Vec<u64>>,
+    stored_msgs: &Option<Vec<u64>>,
+) -> Result<(), StoreError> {
+    let (Some(convs), Some(msgs)) = (stored_convs, stored_msgs) else {
+        k.forget_owners();
+        return Ok(());
+    };
+    if !k.warm() {
+        return Ok(());
+    }
+    let convs: HashSet<u64> = convs.iter().copied().collect();
+    let msgs: HashSet<u64> = msgs.iter().copied().collect();
+    let mut stmt =
+        conn.prepare("SELECT conv, key, min(owner), hash(key) FROM nk GROUP BY conv, key")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, bool>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, u64>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (conv, key, owner, h) = row?;
+        let stored = if conv {
+            convs.contains(&h)
+        } else {
+            msgs.contains(&h)
+        };
+        if stored {
+            k.forget_owner(conv, &key);
+        } else {
+            k.new_owner(conv, key, owner);
+        }
+    }
+    Ok(())
+}
+
 fn file_key_edges(
     conn: &Connection,
     ws: &str,

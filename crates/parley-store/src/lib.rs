@@ -281,6 +281,13 @@ pub fn receipt_batches_in_place() -> u64 {
     ingest::IN_PLACE.with(std::cell::Cell::get)
 }
 
+/// How many closes and receipts this thread's ingests resolved from the keys the
+/// process filed, without a lookup (for tests of that path).
+#[doc(hidden)]
+pub fn owners_known() -> u64 {
+    ingest::OWNERS_KNOWN.with(std::cell::Cell::get)
+}
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "parley.duckdb";
 
@@ -554,12 +561,13 @@ impl DuckStore {
         progress: &mut dyn FnMut(Progress),
         when: ingest::Derive,
     ) -> Result<IngestSummary, StoreError> {
-        self.write(|conn| {
-            known_workspace(conn, workspace)?;
+        let conn = lock(&self.writer);
+        let result = in_transaction(&conn, || {
+            known_workspace(&conn, workspace)?;
             let mut seen = lock(&self.seen);
             let known = seen.of(workspace);
             ingest::ingest(
-                conn,
+                &conn,
                 workspace,
                 input,
                 progress,
@@ -567,7 +575,15 @@ impl DuckStore {
                 when,
                 Some(known),
             )
-        })
+        });
+        // Still holding the writer: the owners of the batch's new keys are kept only if
+        // it committed, before any other batch can use them.
+        let mut seen = lock(&self.seen);
+        match &result {
+            Ok(_) => seen.of(workspace).committed(),
+            Err(_) => seen.of(workspace).rolled_back(),
+        }
+        result
     }
 
     /// Builds the filters of the ids and keys stored in `workspace` now (`seen.rs`), so

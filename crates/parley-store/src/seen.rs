@@ -51,7 +51,17 @@ pub(crate) struct Seen {
 pub(crate) struct Known {
     batches: u64,
     filters: [Option<Bloom>; 3],
+    /// Per kind of key (conversation, message): keys this process filed as new, whose
+    /// every use it saw, with their first user (the least contact id, as the lookup of
+    /// `conv_keys` or `msg_keys` answers): a close or receipt of such a key finds its
+    /// owner here instead of in the table. A key used again is forgotten.
+    owners: [HashMap<String, String>; 2],
+    /// The owners the batch being filed adds, kept once it commits.
+    new_owners: Vec<(bool, String, String)>,
 }
+
+/// Keys whose owners are kept, at most; past it, all are forgotten and kept anew.
+const OWNERS_MAX: usize = 1 << 21;
 
 impl Seen {
     /// The filters of `ws`.
@@ -108,6 +118,49 @@ impl Known {
         }
         self.batches = self.batches.max(1);
         Ok(())
+    }
+
+    /// Whether this process filters the workspace's hashes (from its second batch, or
+    /// once `build_all` ran): only then does it know which keys are new.
+    pub fn warm(&self) -> bool {
+        self.batches > 0
+    }
+
+    /// The first user of a conversation (`conv`) or message id, if known.
+    pub fn owner(&self, conv: bool, key: &str) -> Option<&str> {
+        self.owners[usize::from(conv)].get(key).map(String::as_str)
+    }
+
+    /// Forgets a key's owner (the key is used again).
+    pub fn forget_owner(&mut self, conv: bool, key: &str) {
+        self.owners[usize::from(conv)].remove(key);
+    }
+
+    /// Forgets every owner (a batch too large to tell its new keys).
+    pub fn forget_owners(&mut self) {
+        self.owners.iter_mut().for_each(HashMap::clear);
+        self.new_owners.clear();
+    }
+
+    /// A new key of the batch being filed and its first user, kept if the batch commits.
+    pub fn new_owner(&mut self, conv: bool, key: String, owner: String) {
+        self.new_owners.push((conv, key, owner));
+    }
+
+    /// The batch committed: its new keys' owners are kept.
+    pub fn committed(&mut self) {
+        if self.owners.iter().map(HashMap::len).sum::<usize>() + self.new_owners.len() > OWNERS_MAX
+        {
+            self.owners.iter_mut().for_each(HashMap::clear);
+        }
+        for (conv, key, owner) in self.new_owners.drain(..) {
+            self.owners[usize::from(conv)].insert(key, owner);
+        }
+    }
+
+    /// The batch was rolled back: its new keys were not stored.
+    pub fn rolled_back(&mut self) {
+        self.new_owners.clear();
     }
 
     /// Counts a batch ingested into the workspace.

@@ -1901,3 +1901,63 @@ fn filters_built_at_start_know_every_stored_id_and_key() {
         Err(StoreError::UnknownWorkspace(_))
     ));
 }
+
+/// A close or receipt of a key this process filed as new finds its owner without a
+/// lookup; a key used again (by a smaller contact id, who then owns it) is looked up.
+#[test]
+fn owners_of_keys_filed_here_are_known_until_the_key_is_used_again() {
+    let sent = |id: &str, at: &str, m: &str, c: &str| {
+        e(
+            id,
+            json!({"type": "message.sent", "at": format!("2026-01-05T{at}:00Z"), "message_id": m, "contact_id": c, "channel_id": "wa", "source": "user", "user_id": "u0", "message_type": "session", "content": {"type": "text", "text": "a"}}),
+        )
+    };
+    let status = |id: &str, at: &str, m: &str, st: &str| {
+        e(
+            id,
+            json!({"type": "message.status", "at": format!("2026-01-05T{at}:00Z"), "message_id": m, "status": st}),
+        )
+    };
+    let opened = |id: &str, at: &str, conv: &str, c: &str| {
+        e(
+            id,
+            json!({"type": "conversation.opened", "at": format!("2026-01-05T{at}:00Z"), "conversation_id": conv, "contact_id": c, "channel_id": "wa", "source": "contact"}),
+        )
+    };
+    let closed = |id: &str, at: &str, conv: &str| {
+        e(
+            id,
+            json!({"type": "conversation.closed", "at": format!("2026-01-05T{at}:00Z"), "conversation_id": conv, "source": "user", "user_id": "u0"}),
+        )
+    };
+    let batches: Vec<(Vec<String>, u64)> = vec![
+        (vec![sent("a0", "09:00", "m0", "c9")], 0), // the process's first batch: no filters
+        (
+            vec![
+                sent("a1", "10:00", "m1", "c2"),
+                opened("a2", "10:00", "k1", "c2"),
+            ],
+            0,
+        ),
+        (
+            vec![
+                status("a3", "10:01", "m1", "delivered"),
+                closed("a4", "10:30", "k1"),
+            ],
+            2,
+        ),
+        (vec![sent("a5", "10:02", "m1", "c1")], 0), // m1 again, by a smaller id
+        (vec![status("a6", "10:03", "m1", "read")], 0), // looked up: c1 owns it now
+        (vec![status("a7", "10:04", "m0", "read")], 0), // filed in the first batch
+    ];
+    let whole = store("UTC");
+    let all: Vec<String> = batches.iter().flat_map(|(b, _)| b.clone()).collect();
+    ingest(&whole, &all).unwrap();
+    let s = store("UTC");
+    for (i, (batch, known)) in batches.iter().enumerate() {
+        let before = parley_store::owners_known();
+        ingest(&s, batch).unwrap();
+        assert_eq!(parley_store::owners_known() - before, *known, "batch {i}");
+    }
+    assert_eq!(all_documents(&s), all_documents(&whole));
+}
