@@ -141,6 +141,10 @@ enum Command {
         /// The largest request body accepted, in bytes (413 beyond).
         #[arg(long, default_value_t = parley_server::DEFAULT_BODY_LIMIT)]
         max_body: usize,
+        /// Request logs on stderr as text lines, or as one JSON object per line (for log
+        /// shippers). `PARLEY_LOG` sets the level (default info).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
 }
 
@@ -188,6 +192,12 @@ impl From<ScopeArg> for Scope {
             ScopeArg::Read => Scope::Read,
         }
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -470,7 +480,8 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             admin_token_file,
             max_body,
-        } => serve(&cli.data, &listen, admin_token_file, max_body)?,
+            log_format,
+        } => serve(&cli.data, &listen, admin_token_file, max_body, log_format)?,
     }
     Ok(())
 }
@@ -481,15 +492,18 @@ fn serve(
     listen: &str,
     admin_token_file: Option<PathBuf>,
     body_limit: usize,
+    log_format: LogFormat,
 ) -> Result<()> {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let admin_token = match admin_token_file {
         Some(f) => {
             let t = std::fs::read_to_string(&f)

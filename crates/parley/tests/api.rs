@@ -994,3 +994,70 @@ fn batches_left_unsettled_are_derived_at_start() {
     let cli_doc = messages_report(c.path());
     assert_eq!(body, cli_doc);
 }
+
+/// `--log-format json`: one JSON object per line on stderr, each request's with its
+/// method, path, status and request id (the client's `x-request-id` when it sends one).
+#[test]
+fn request_logs_are_structured_with_their_request_ids() {
+    let d = tempfile::tempdir().unwrap();
+    cli_ok(d.path(), &["workspace", "create", "a", "--timezone", "UTC"]);
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            break format!("http://{}", rest.split('/').next().unwrap());
+        }
+    };
+    let request = ureq::http::Request::builder()
+        .uri(format!("{base}/healthz"))
+        .header("x-request-id", "req-from-the-client")
+        .body(())
+        .unwrap();
+    let answer = agent().run(request).unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(
+        answer.headers().get("x-request-id").unwrap(),
+        "req-from-the-client"
+    );
+    let (st, _, _) = send(
+        "GET",
+        &format!("{base}/api/v1/workspaces/a/reports/messages"),
+        None,
+        None,
+        b"",
+    );
+    assert_eq!(st, 401);
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let logged: Vec<serde_json::Value> = lines
+        .map(|l| l.unwrap())
+        .filter(|l| l.starts_with('{'))
+        .map(|l| json(&l))
+        .collect();
+    assert!(child.wait().unwrap().success());
+    let requests: Vec<&serde_json::Value> = logged
+        .iter()
+        .filter(|l| l["fields"]["message"] == "finished processing request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{logged:?}");
+    assert_eq!(requests[0]["span"]["request_id"], "req-from-the-client");
+    assert_eq!(requests[0]["span"]["path"], "/healthz");
+    assert_eq!(requests[0]["fields"]["status"], 200);
+    assert_eq!(requests[1]["fields"]["status"], 401);
+    let generated = requests[1]["span"]["request_id"].as_str().unwrap();
+    assert_eq!(generated.len(), 36, "a generated UUID: {generated}");
+}
