@@ -38,29 +38,38 @@ struct Server {
     base: String,
 }
 
+type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// Starts `parley serve` on an ephemeral port: the process, its base URL and the rest of
+/// its log.
+fn spawn_server(data: &Path, extra: &[&str]) -> (Child, String, LogLines) {
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("PARLEY_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            let addr = rest.split('/').next().unwrap();
+            break format!("http://{addr}");
+        }
+    };
+    (child, base, lines)
+}
+
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin())
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("PARLEY_ADMIN_TOKEN", ADMIN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server says where it listens")
-                .unwrap();
-            if let Some(rest) = line.split("serving http://").nth(1) {
-                let addr = rest.split('/').next().unwrap();
-                break format!("http://{addr}");
-            }
-        };
+        let (child, base, lines) = spawn_server(data, extra);
         // Keep draining its log so that it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server { child, base }
@@ -1001,24 +1010,7 @@ fn batches_left_unsettled_are_derived_at_start() {
 fn request_logs_are_structured_with_their_request_ids() {
     let d = tempfile::tempdir().unwrap();
     cli_ok(d.path(), &["workspace", "create", "a", "--timezone", "UTC"]);
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(d.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(rest) = line.split("serving http://").nth(1) {
-            break format!("http://{}", rest.split('/').next().unwrap());
-        }
-    };
+    let (mut child, base, lines) = spawn_server(d.path(), &["--log-format", "json"]);
     let request = ureq::http::Request::builder()
         .uri(format!("{base}/healthz"))
         .header("x-request-id", "req-from-the-client")
