@@ -438,7 +438,8 @@ async fn revoke_token(
 }
 
 /// Files a batch of events: NDJSON, or a JSON array of events. Answered once the batch
-/// is durable; its facts are derived in the background (and by any read first).
+/// is durable; its facts are derived in the background, and a later read of the
+/// workspace waits for them.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/events", tag = "ingest", security(("bearer" = [])),
     params(("ws" = String, Path, description = "The workspace's id")),
     request_body(content = String, description = "Events of SPEC §2, one JSON object per line (application/x-ndjson) or a JSON array of them (application/json); all or nothing", content_type = "application/x-ndjson"),
