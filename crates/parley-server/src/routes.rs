@@ -620,13 +620,8 @@ async fn export(
     st.settled(&ws).await?;
     let store = st.store.clone();
     let q = blocking(move || parley_store::query(&*store, &ws, report, &view)).await?;
-    if let Some(f) = q.filters.first_not_applicable(log.accepts()) {
-        return Err(parley_store::StoreError::FiltersNotApplicable {
-            log: log.wire(),
-            filter: f.to_string(),
-        }
-        .into());
-    }
+    // Refused before the 200 goes out, not in the middle of the stream.
+    parley_store::check_log_filters(&q, log)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = st.store.clone();
     tokio::task::spawn_blocking(move || {

@@ -451,12 +451,18 @@ fn store_batch(
         (R_STATUS, "msg_keys", "message.status"),
     ] {
         if ranks & bit != 0 {
-            let rows = format!("FROM stage s WHERE s.type = '{kind}'{uncached}");
-            let n: i64 = conn.query_row(&format!("SELECT count(*) {rows}"), [], |r| r.get(0))?;
-            if n == 0 {
+            let hashes = few_hashes(
+                conn,
+                &format!(
+                    "SELECT DISTINCT hash(s.key) FROM stage s WHERE s.type = '{kind}'{uncached}"
+                ),
+                [],
+            )?;
+            // All of this kind found in `known` (or dropped as repeats): nothing to look up.
+            if hashes.as_ref().is_some_and(Vec::is_empty) {
                 continue;
             }
-            let keys = listed(conn, "k.h", &format!("SELECT DISTINCT hash(s.key) {rows}"))?;
+            let keys = in_list("k.h", &hashes);
             resolve.push(format!(
                 "SELECT s.idx, min(k.owner) AS owner FROM stage s
                    JOIN {table} k ON k.h = hash(s.key) AND k.key = s.key
@@ -817,9 +823,6 @@ fn file_keys(
     Ok(())
 }
 
-/// Finds who used the batch's ids before (`ek`, looked up among the hashes that may be
-/// stored) and adds to `edges` the contacts tied by an id: one of them used it before,
-/// or two of them use it in the batch.
 /// Finds in `known` the owners of the batch's closes and receipts whose keys this
 /// process filed, into the TEMP table `cached_owner`; returns how many.
 fn known_owners(conn: &Connection, known: Option<&Known>) -> Result<usize, StoreError> {
@@ -905,6 +908,9 @@ fn remember_owners(
     Ok(())
 }
 
+/// Finds who used the batch's ids before (`ek`, looked up among the hashes that may be
+/// stored) and adds to `edges` the contacts tied by an id: one of them used it before,
+/// or two of them use it in the batch.
 fn file_key_edges(
     conn: &Connection,
     ws: &str,

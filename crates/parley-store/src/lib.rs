@@ -10,6 +10,7 @@ pub mod schema;
 mod seen;
 mod tokens;
 
+pub use query::check_log_filters;
 pub use tokens::{Principal, Scope};
 
 use std::io::BufRead;

@@ -694,7 +694,9 @@ fn log_columns(log: Log) -> (&'static [&'static str], &'static [&'static str]) {
     }
 }
 
-fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
+/// Refuses filters `log`'s rows have no dimension for (SPEC §5): a log page and an
+/// export check it first; the HTTP API before it starts streaming an export.
+pub fn check_log_filters(q: &Query, log: Log) -> Result<(), StoreError> {
     match q.filters.first_not_applicable(log.accepts()) {
         Some(filter) => Err(StoreError::FiltersNotApplicable {
             log: log.wire(),
@@ -713,22 +715,20 @@ struct Window {
     skip: usize,
 }
 
-/// The SQL of a log's rows in log order (newest first, ties by row id ascending): all of
-/// them for the export, or one page's `window`.
-fn log_sql(q: &Query, log: Log, window: Option<Window>) -> (String, Vec<Value>) {
+/// The SQL of a log's rows in `window`, in log order (newest first, ties by row id
+/// ascending): one page's, or one of the export's windows.
+fn log_sql(q: &Query, log: Log, window: Window) -> (String, Vec<Value>) {
     let ds = log.dataset();
     let src = source(ds, &q.filters);
     let (cond, params) = where_clause(q, ds, &src);
     let (cols, ties) = log_columns(log);
-    let (within, tail) = match window {
-        None => (String::new(), String::new()),
-        Some(w) => (
-            format!(" AND {} BETWEEN {} AND {}", src.t, w.oldest, w.newest),
-            w.limit.map_or(String::new(), |limit| {
-                format!(" LIMIT {limit} OFFSET {}", w.skip)
-            }),
-        ),
-    };
+    let within = format!(
+        " AND {} BETWEEN {} AND {}",
+        src.t, window.oldest, window.newest
+    );
+    let tail = window.limit.map_or(String::new(), |limit| {
+        format!(" LIMIT {limit} OFFSET {}", window.skip)
+    });
     let sql = format!(
         "SELECT {cols} FROM (
            SELECT x.* FROM {from} WHERE {cond}{within}
@@ -790,7 +790,7 @@ fn log_rows(
         limit: Some(limit),
         skip: offset as usize - newer,
     };
-    let (sql, params) = log_sql(q, log, Some(window));
+    let (sql, params) = log_sql(q, log, window);
     let types = log.columns();
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map(duckdb::params_from_iter(&params), |r| {
@@ -1043,7 +1043,7 @@ pub(crate) fn export(
                 limit: None,
                 skip: 0,
             };
-            let (sql, params) = log_sql(q, log, Some(window));
+            let (sql, params) = log_sql(q, log, window);
             let mut stmt = conn.prepare(&sql)?;
             for batch in stmt.stream_arrow(duckdb::params_from_iter(params))? {
                 formatters[sent % FORMATTERS]

@@ -93,19 +93,13 @@ pub(crate) fn create(
 }
 
 /// The live (not revoked) token's row: (workspace, scope), if `token` is one.
-fn find(
-    conn: &Connection,
-    token: &str,
-    live: bool,
-) -> Result<Option<(String, String)>, StoreError> {
+fn find(conn: &Connection, token: &str) -> Result<Option<(String, String)>, StoreError> {
     let Some(id) = token_id(token) else {
         return Ok(None);
     };
     let presented = hash(token);
-    let mut stmt = conn.prepare(&format!(
-        "SELECT workspace, scope, hash FROM tokens WHERE id = ?{}",
-        if live { " AND revoked_us IS NULL" } else { "" }
-    ))?;
+    let mut stmt = conn
+        .prepare("SELECT workspace, scope, hash FROM tokens WHERE id = ? AND revoked_us IS NULL")?;
     let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)))?;
     let mut found = None;
     for row in rows {
@@ -122,7 +116,7 @@ pub(crate) fn authenticate(
     conn: &Connection,
     token: &str,
 ) -> Result<Option<Principal>, StoreError> {
-    Ok(find(conn, token, true)?.and_then(|(workspace, scope)| {
+    Ok(find(conn, token)?.and_then(|(workspace, scope)| {
         Scope::from_wire(&scope).map(|scope| Principal { workspace, scope })
     }))
 }
@@ -130,7 +124,7 @@ pub(crate) fn authenticate(
 /// Revokes `token`; returns its workspace. An unknown or already revoked token is an
 /// error, so a mistyped token is never reported as revoked.
 pub(crate) fn revoke(conn: &Connection, token: &str) -> Result<String, StoreError> {
-    let (workspace, _) = find(conn, token, true)?.ok_or(StoreError::UnknownToken)?;
+    let (workspace, _) = find(conn, token)?.ok_or(StoreError::UnknownToken)?;
     let id = token_id(token).expect("found, so well formed");
     conn.execute(
         "UPDATE tokens SET revoked_us = ? WHERE id = ? AND hash = ? AND revoked_us IS NULL",

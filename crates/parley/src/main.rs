@@ -295,11 +295,15 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn open(data: &std::path::Path) -> Result<DuckStore> {
-    DuckStore::open(data).map_err(|e| match e {
-        // Already names the data dir and the fix.
-        StoreError::InUse { .. } => anyhow::Error::from(e),
+    DuckStore::open(data).map_err(|e| opening(data, e))
+}
+
+/// Why the data dir could not be opened: a dir in use already names itself and the fix.
+fn opening(data: &std::path::Path, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InUse { .. } => e.into(),
         _ => anyhow::Error::from(e).context(format!("could not open data dir {}", data.display())),
-    })
+    }
 }
 
 /// Where the admin commands and `ingest` act: the data dir itself, or the `parley
@@ -314,12 +318,9 @@ fn target(data: &std::path::Path) -> Result<Target> {
         Ok(store) => Ok(Target::Local(Box::new(store))),
         Err(e @ StoreError::InUse { .. }) => match remote::Remote::find(data) {
             Some(server) => Ok(Target::Remote(server)),
-            None => Err(e.into()),
+            None => Err(opening(data, e)),
         },
-        Err(e) => {
-            Err(anyhow::Error::from(e)
-                .context(format!("could not open data dir {}", data.display())))
-        }
+        Err(e) => Err(opening(data, e)),
     }
 }
 

@@ -112,7 +112,7 @@ impl Remote {
     }
 
     pub fn create_workspace(&self, ws: &Workspace) -> Result<Workspace> {
-        let body = serde_json::json!({"id": ws.id, "timezone": ws.timezone, "name": ws.name});
+        let body = serde_json::to_value(ws)?;
         Ok(serde_json::from_str(&self.json(
             "POST",
             "/workspaces",
