@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--readers", type=int, default=50)
+    ap.add_argument("--server-log", help="write the server's stderr here (with PARLEY_PHASES set, its phases)")
     a = ap.parse_args()
     data = Path(a.data)
     if a.fresh:
@@ -86,7 +87,8 @@ def main():
         if "serving http://" in line:
             port = int(line.split("serving http://")[1].split("/")[0].split(":")[1])
             break
-    threading.Thread(target=lambda: [None for _ in server.stderr], daemon=True).start()
+    log = open(a.server_log, "w") if a.server_log else None
+    threading.Thread(target=lambda: [log and log.write(l) for l in server.stderr], daemon=True).start()
     ingest = cli(data, "token", "create", "--workspace", "bench", "--scope", "ingest").strip()
     read = cli(data, "token", "create", "--workspace", "bench", "--scope", "read").strip()
 

@@ -16,7 +16,7 @@ mod routes;
 use std::future::Future;
 use std::sync::Arc;
 
-use parley_store::DuckStore;
+use parley_store::{DuckStore, IngestSummary, Store, StoreError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -58,6 +58,99 @@ pub(crate) struct AppState {
     progress: Arc<std::sync::Mutex<Progress>>,
     /// Bumped after each round of the settler, to wake the reads waiting on it.
     rounds: tokio::sync::watch::Receiver<u64>,
+    /// Batches to file, for the group committer (`committer`).
+    filings: std::sync::mpsc::Sender<Filing>,
+}
+
+/// A batch posted and waiting to be filed, and where its outcome goes.
+pub(crate) struct Filing {
+    pub(crate) ws: String,
+    pub(crate) lines: String,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<IngestSummary, StoreError>>,
+}
+
+/// How long a group waits for the batches the last ones had, at most.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(15);
+
+/// Batches filed in one transaction at most, and their bytes at most (past the first).
+const GROUP_BATCHES: usize = 16;
+const GROUP_BYTES: usize = 32 * 1024 * 1024;
+
+/// The group committer: files the posted batches on a thread of its own. Each round
+/// takes every batch waiting for the workspace of the oldest one (up to the group's
+/// limits) and files them in one transaction, so that concurrent posters share the
+/// per-transaction cost (a dozen statements and a commit) instead of queueing for it
+/// one by one. Each batch is validated and refused alone. If the group as a whole
+/// fails, each batch is filed alone, so that each gets its own outcome.
+fn committer(store: Arc<DuckStore>, filings: std::sync::mpsc::Receiver<Filing>) {
+    let mut waiting: std::collections::VecDeque<Filing> = std::collections::VecDeque::new();
+    // The sizes of the last groups: the next one waits for as many as the largest.
+    let mut last_groups = [1usize; 4];
+    loop {
+        if waiting.is_empty() {
+            match filings.recv() {
+                Ok(f) => waiting.push_back(f),
+                Err(_) => return,
+            }
+        }
+        waiting.extend(filings.try_iter());
+        let ws = waiting[0].ws.clone();
+        // Posters that were filed together are answered together and post again a
+        // moment apart: the group waits briefly for as many batches as the largest of
+        // the last few groups had.
+        let deadline = std::time::Instant::now() + LINGER;
+        let want = last_groups.iter().copied().max().unwrap_or(1);
+        while waiting.iter().filter(|f| f.ws == ws).count() < want {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match filings.recv_timeout(left) {
+                Ok(f) => waiting.push_back(f),
+                Err(_) => break,
+            }
+        }
+        let (mut group, mut rest, mut bytes) = (Vec::new(), Vec::new(), 0);
+        for f in waiting.drain(..) {
+            let fits = group.is_empty() || bytes + f.lines.len() <= GROUP_BYTES;
+            if f.ws == ws && group.len() < GROUP_BATCHES && fits {
+                bytes += f.lines.len();
+                group.push(f);
+            } else {
+                rest.push(f);
+            }
+        }
+        waiting.extend(rest);
+        last_groups.rotate_right(1);
+        last_groups[0] = group.len();
+        let started = std::time::Instant::now();
+        let filed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut bodies: Vec<&[u8]> = group.iter().map(|f| f.lines.as_bytes()).collect();
+            let mut inputs: Vec<&mut dyn std::io::BufRead> = bodies
+                .iter_mut()
+                .map(|b| b as &mut dyn std::io::BufRead)
+                .collect();
+            let outcomes = match Store::ingest_deferred_group(&*store, &ws, &mut inputs) {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, error = %e, batches = group.len(), "a group of batches failed; filing each alone");
+                    group
+                        .iter()
+                        .map(|f| store.ingest_deferred(&ws, &mut f.lines.as_bytes(), &mut |_| {}))
+                        .collect()
+                }
+            };
+            tracing::debug!(workspace = %ws, batches = group.len(), ms = started.elapsed().as_millis() as u64, "group filed");
+            outcomes
+        }));
+        match filed {
+            Ok(outcomes) => {
+                for (f, outcome) in group.into_iter().zip(outcomes) {
+                    // The poster may have gone (its connection closed): the batch stays filed.
+                    let _ = f.reply.send(outcome);
+                }
+            }
+            // The replies are dropped: each poster answers an internal error.
+            Err(_) => tracing::error!(workspace = %ws, "filing a group of batches panicked"),
+        }
+    }
 }
 
 /// Per workspace: how many batches were filed, up to which one the facts are derived,
@@ -185,7 +278,9 @@ pub(crate) fn state(
             let progress = settler_progress.clone();
             let done = tokio::task::spawn_blocking(move || {
                 for (ws, g) in waiting {
+                    let started = std::time::Instant::now();
                     let outcome = parley_store::Store::settle(&*store, &ws);
+                    tracing::debug!(workspace = %ws, ms = started.elapsed().as_millis() as u64, "settled");
                     let mut p = progress.lock().expect("progress lock");
                     match outcome {
                         Ok(_) => {
@@ -207,6 +302,12 @@ pub(crate) fn state(
             round_tx.send_modify(|r| *r += 1);
         }
     });
+    let (filings, waiting) = std::sync::mpsc::channel();
+    let committer_store = store.clone();
+    std::thread::Builder::new()
+        .name("parley-committer".into())
+        .spawn(move || committer(committer_store, waiting))
+        .expect("a thread for the group committer");
     let state = Arc::new(AppState {
         store,
         admin: config
@@ -219,6 +320,7 @@ pub(crate) fn state(
         settle: tx,
         progress,
         rounds: round_rx,
+        filings,
     });
     (state, settler)
 }

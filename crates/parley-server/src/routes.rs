@@ -484,11 +484,21 @@ async fn ingest(
     } else {
         text.to_string()
     };
-    let store = st.store.clone();
-    let workspace = ws.clone();
-    let summary =
-        blocking(move || store.ingest_deferred(&workspace, &mut lines.as_bytes(), &mut |_| {}))
-            .await?;
+    // Filed by the group committer, with the batches posted beside it.
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let filing = crate::Filing {
+        ws: ws.clone(),
+        lines,
+        reply,
+    };
+    if st.filings.send(filing).is_err() {
+        tracing::error!("the group committer has stopped");
+        return Err(ApiError::internal());
+    }
+    let summary = match outcome.await {
+        Ok(outcome) => outcome?,
+        Err(_) => return Err(ApiError::internal()),
+    };
     if summary.accepted > 0 {
         st.filed(&ws);
     }

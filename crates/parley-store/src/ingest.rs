@@ -38,6 +38,8 @@ pub(crate) struct Sizes {
     pub(crate) cube_tail: i64,
     /// Rows an export sorts at once, about (see `query::EXPORT_WINDOW_ROWS`).
     pub(crate) export_window: u64,
+    /// Hashes a batch hands to the filters at most (see `FILTERED_KEYS`).
+    pub(crate) filtered_keys: usize,
 }
 
 impl Default for Sizes {
@@ -47,6 +49,7 @@ impl Default for Sizes {
             sorted_at_once: SORTED_AT_ONCE,
             cube_tail: crate::cubes::TAIL_MIN_ROWS,
             export_window: crate::query::EXPORT_WINDOW_ROWS,
+            filtered_keys: FILTERED_KEYS,
         }
     }
 }
@@ -87,17 +90,63 @@ pub(crate) fn ingest(
     progress: &mut dyn FnMut(Progress),
     sizes: Sizes,
     when: Derive,
-    mut known: Option<&mut Known>,
+    known: Option<&mut Known>,
 ) -> Result<IngestSummary, StoreError> {
+    let mut outcomes = ingest_group(conn, ws, &mut [input], progress, sizes, when, known)?;
+    outcomes.pop().expect("one outcome per input")
+}
+
+/// Ingests several batches at once, as a group commit does: each is validated alone
+/// and refused alone (its outcome is its error, and none of its events is filed), the
+/// others are filed together, in their order (an id in two of them is the earlier
+/// one's; the later one counts it as a duplicate), as one ingest would file their
+/// concatenation. Returns each batch's outcome; an `Err` of the whole (a database
+/// error) means the caller must roll back.
+pub(crate) fn ingest_group(
+    conn: &Connection,
+    ws: &str,
+    inputs: &mut [&mut dyn BufRead],
+    progress: &mut dyn FnMut(Progress),
+    sizes: Sizes,
+    when: Derive,
+    mut known: Option<&mut Known>,
+) -> Result<Vec<Result<IngestSummary, StoreError>>, StoreError> {
     phase("start");
     conn.execute_batch("DELETE FROM stage")?;
-    let (total, ranks) = stage_batch(conn, input, progress)?;
+    // Each batch's events take the stage's indexes [start, end).
+    let mut spans: Vec<Result<(u64, u64), StoreError>> = Vec::with_capacity(inputs.len());
+    let (mut total, mut ranks) = (0u64, 0u16);
+    for input in inputs.iter_mut() {
+        match stage_batch(conn, &mut **input, progress, total) {
+            Ok((n, r)) => {
+                spans.push(Ok((total, total + n)));
+                total += n;
+                ranks |= r;
+            }
+            Err(e @ (StoreError::InvalidBatch(_) | StoreError::Io(_))) => {
+                conn.execute("DELETE FROM stage WHERE idx >= ?", [total as i64])?;
+                spans.push(Err(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     phase("stage_batch");
+    if spans.iter().all(Result::is_err) {
+        return Ok(spans
+            .into_iter()
+            .map(|s| s.map(|_| unreachable!("every batch was refused")))
+            .collect());
+    }
     kill_point("staged");
     progress(Progress::Deriving);
     // Ids already stored, and later copies of an id inside the batch: the first wins.
-    let staged = few_hashes(conn, "SELECT DISTINCT hash(id) FROM stage", [])?;
+    let limit = sizes.filtered_keys;
+    let staged = few_hashes(conn, "SELECT DISTINCT hash(id) FROM stage", [], limit)?;
     let mut hashes = may_be_stored(conn, ws, known.as_deref_mut(), Kind::EventId, &staged)?;
+    if hashes.as_ref().is_some_and(|h| h.len() > LISTED_KEYS) {
+        // Too many to list: the join below finds the stored ones.
+        hashes = None;
+    }
     if hashes.as_ref().is_some_and(|h| !h.is_empty()) {
         // A few ids: first which of their hashes are stored at all, reading only the
         // hash column; the ids themselves are compared for those alone (usually none).
@@ -108,6 +157,7 @@ pub(crate) fn ingest(
                 in_list("e.h", &hashes)
             ),
             [ws],
+            LISTED_KEYS,
         )?;
     }
     // No stored hash among the batch's and as many distinct hashes as lines: nothing to
@@ -133,15 +183,17 @@ pub(crate) fn ingest(
     };
     phase("rejected");
     let accepted = total - rejected as u64;
+    // With duplicates dropped from several batches, which events each one keeps.
+    let filed_batches = spans.iter().filter(|s| s.is_ok()).count();
+    let kept: Option<Vec<i64>> = if rejected == 0 || filed_batches == 1 {
+        None
+    } else {
+        let mut stmt = conn.prepare("SELECT idx FROM stage ORDER BY idx")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        Some(rows.collect::<Result<_, _>>()?)
+    };
     if accepted > 0 {
-        store_batch(
-            conn,
-            ws,
-            ranks,
-            accepted,
-            sizes.sorted_at_once,
-            known.as_deref_mut(),
-        )?;
+        store_batch(conn, ws, ranks, accepted, sizes, known.as_deref_mut())?;
         if let Some(k) = known.as_deref_mut() {
             k.stored(Kind::EventId, staged.as_deref());
         }
@@ -157,6 +209,7 @@ pub(crate) fn ingest(
                 )?;
                 conn.execute_batch("DROP TABLE touched")?;
             }
+            phase("dirty");
         }
         Derive::Now => {
             // A batch of receipts alone is applied to its messages' rows, if it can be.
@@ -176,10 +229,26 @@ pub(crate) fn ingest(
     if let Some(k) = known {
         k.batch_done();
     }
-    Ok(IngestSummary {
-        accepted,
-        duplicates: total - accepted,
-    })
+    Ok(spans
+        .into_iter()
+        .map(|span| {
+            span.map(|(start, end)| {
+                let accepted = match &kept {
+                    None if rejected == 0 => end - start,
+                    // The one batch filed.
+                    None => accepted,
+                    Some(kept) => {
+                        let at = |i: u64| kept.partition_point(|&k| k < i as i64);
+                        (at(end) - at(start)) as u64
+                    }
+                };
+                IngestSummary {
+                    accepted,
+                    duplicates: end - start - accepted,
+                }
+            })
+        })
+        .collect())
 }
 
 /// Derives the facts of the contacts in `touched` (when an ingest left it, with events
@@ -233,6 +302,9 @@ struct Block {
     bytes: Vec<u8>,
     first_line: usize,
     first_index: usize,
+    /// The stage index of the batch's first event (batches filed as a group follow
+    /// each other in `stage`); errors name lines and events within the batch.
+    base: u64,
 }
 
 /// Parses every non-blank line of a block into the Arrow batch of `stage`; stops at the
@@ -249,7 +321,7 @@ fn parse_block(block: &Block) -> Result<(RecordBatch, u16), StoreError> {
         if !line.iter().all(u8::is_ascii_whitespace) {
             let event = parse_event(line, line_no, index)?;
             let text = std::str::from_utf8(line).expect("validated as UTF-8");
-            out.push(index as i64, &event, text);
+            out.push((block.base + index as u64) as i64, &event, text);
             index += 1;
         }
         line_no += 1;
@@ -264,6 +336,7 @@ fn read_block(
     input: &mut dyn BufRead,
     first_line: usize,
     first_index: usize,
+    base: u64,
 ) -> Result<Option<(Block, usize, usize)>, StoreError> {
     let mut bytes = Vec::with_capacity(BLOCK_BYTES + 4096);
     let (mut lines, mut events) = (0, 0);
@@ -287,6 +360,7 @@ fn read_block(
         bytes,
         first_line,
         first_index,
+        base,
     };
     Ok(Some((block, lines, events)))
 }
@@ -298,6 +372,7 @@ fn stage_batch(
     conn: &Connection,
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(Progress),
+    base: u64,
 ) -> Result<(u64, u16), StoreError> {
     let mut app = conn.appender_to_catalog_and_db("stage", "temp", "main")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -305,7 +380,7 @@ fn stage_batch(
     loop {
         let mut blocks = Vec::with_capacity(threads);
         while blocks.len() < threads {
-            match read_block(input, line_no, index)? {
+            match read_block(input, line_no, index, base)? {
                 Some((block, lines, events)) => {
                     line_no += lines;
                     index += events;
@@ -333,27 +408,35 @@ fn stage_batch(
 /// Keys looked up by an explicit list at most: past it, a join.
 const LISTED_KEYS: usize = 2_000;
 
-/// The hashes `sql` yields (with `params`), or `None` when there are more than
-/// `LISTED_KEYS` of them.
+/// Hashes a batch hands to the filters of stored hashes at most (`seen.rs`): past it,
+/// they are dropped and built again by the next batch. Well above `LISTED_KEYS`, so
+/// that a group commit of several webhook batches keeps them (a rebuild scans a whole
+/// table: about a second for L's 21M ids).
+pub(crate) const FILTERED_KEYS: usize = 1 << 18;
+
+/// The hashes `sql` yields (with `params`), or `None` when there are more than `limit`
+/// of them.
 fn few_hashes(
     conn: &Connection,
     sql: &str,
     params: impl duckdb::Params,
+    limit: usize,
 ) -> Result<Option<Vec<u64>>, StoreError> {
-    let mut stmt = conn.prepare(&format!("{sql} LIMIT {}", LISTED_KEYS + 1))?;
+    let mut stmt = conn.prepare(&format!("{sql} LIMIT {}", limit + 1))?;
     let hashes: Vec<u64> = stmt
         .query_map(params, |r| r.get::<_, u64>(0))?
         .collect::<Result<_, _>>()?;
-    Ok((hashes.len() <= LISTED_KEYS).then_some(hashes))
+    Ok((hashes.len() <= limit).then_some(hashes))
 }
 
-/// ` AND {column} IN (…)` with `hashes` when there are few of them (` AND FALSE` for
-/// none), empty otherwise. DuckDB skips the row groups whose min/max excludes every
+/// ` AND {column} IN (…)` with `hashes` when there are at most `LISTED_KEYS` of them
+/// (` AND FALSE` for none), empty otherwise. DuckDB skips the row groups whose min/max excludes every
 /// value of a constant list, while a join with a small table hands the scan only the
 /// min and max of its keys, which random hashes spread over the whole table.
 fn in_list(column: &str, hashes: &Option<Vec<u64>>) -> String {
     match hashes {
         None => String::new(),
+        Some(h) if h.len() > LISTED_KEYS => String::new(),
         Some(h) if h.is_empty() => " AND FALSE".to_string(),
         Some(h) => {
             let list: Vec<String> = h.iter().map(u64::to_string).collect();
@@ -379,7 +462,7 @@ fn may_be_stored(
 
 /// `in_list` of the hashes `sql` yields.
 fn listed(conn: &Connection, column: &str, sql: &str) -> Result<String, StoreError> {
-    Ok(in_list(column, &few_hashes(conn, sql, [])?))
+    Ok(in_list(column, &few_hashes(conn, sql, [], LISTED_KEYS)?))
 }
 
 /// Events appended to `events` in one sort at most; a larger batch is sorted a hash
@@ -404,9 +487,10 @@ fn store_batch(
     ws: &str,
     ranks: u16,
     events: u64,
-    sorted_at_once: u64,
+    sizes: Sizes,
     mut known: Option<&mut Known>,
 ) -> Result<(), StoreError> {
+    let sorted_at_once = sizes.sorted_at_once;
     conn.execute(
         "INSERT INTO event_ids SELECT $1, hash(id) AS h, id FROM stage ORDER BY h",
         [ws],
@@ -420,7 +504,13 @@ fn store_batch(
     let keyed = ranks & R_KEYED != 0;
     let mut edges: Vec<(String, String)> = Vec::new();
     if keyed {
-        file_keys(conn, ws, &mut edges, known.as_deref_mut())?;
+        file_keys(
+            conn,
+            ws,
+            &mut edges,
+            known.as_deref_mut(),
+            sizes.filtered_keys,
+        )?;
     }
     if ranks & R_MERGED != 0 {
         let mut stmt = conn.prepare(
@@ -457,6 +547,7 @@ fn store_batch(
                     "SELECT DISTINCT hash(s.key) FROM stage s WHERE s.type = '{kind}'{uncached}"
                 ),
                 [],
+                LISTED_KEYS,
             )?;
             // All of this kind found in `known` (or dropped as repeats): nothing to look up.
             if hashes.as_ref().is_some_and(Vec::is_empty) {
@@ -766,6 +857,7 @@ fn file_keys(
     ws: &str,
     edges: &mut Vec<(String, String)>,
     mut known: Option<&mut Known>,
+    limit: usize,
 ) -> Result<(), StoreError> {
     let used = conn.execute(
         "CREATE OR REPLACE TEMP TABLE nk AS
@@ -773,8 +865,18 @@ fn file_keys(
          FROM stage WHERE type IN ('conversation.opened', 'message.received', 'message.sent')",
         [],
     )?;
-    let conv_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE conv", [])?;
-    let msg_hashes = few_hashes(conn, "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv", [])?;
+    let conv_hashes = few_hashes(
+        conn,
+        "SELECT DISTINCT hash(key) FROM nk WHERE conv",
+        [],
+        limit,
+    )?;
+    let msg_hashes = few_hashes(
+        conn,
+        "SELECT DISTINCT hash(key) FROM nk WHERE NOT conv",
+        [],
+        limit,
+    )?;
     let stored_convs = may_be_stored(conn, ws, known.as_deref_mut(), Kind::ConvKey, &conv_hashes)?;
     let stored_msgs = may_be_stored(conn, ws, known.as_deref_mut(), Kind::MsgKey, &msg_hashes)?;
     // No key of the batch may be stored, and each is used by one contact of it (as many

@@ -157,6 +157,21 @@ pub trait Store: Send + Sync {
         input: &mut dyn BufRead,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError>;
+    /// Files several batches as [`Store::ingest_deferred`] files each, in one
+    /// transaction (a group commit): each batch is validated and refused alone, and the
+    /// others are filed as one ingest of their concatenation would file them (an id in
+    /// two of them counts as the later one's duplicate). Returns each batch's outcome;
+    /// an `Err` of the whole means none was filed.
+    fn ingest_deferred_group(
+        &self,
+        workspace: &str,
+        inputs: &mut [&mut dyn BufRead],
+    ) -> Result<Vec<Result<IngestSummary, StoreError>>, StoreError> {
+        Ok(inputs
+            .iter_mut()
+            .map(|input| self.ingest_deferred(workspace, &mut **input, &mut |_| {}))
+            .collect())
+    }
     /// Derives the facts of every batch of the workspace ingested with
     /// [`Store::ingest_deferred`] and not settled yet, in one transaction; returns how
     /// many contacts it derived (0 when nothing was waiting).
@@ -262,16 +277,22 @@ pub(crate) fn phases_on() -> bool {
     *ON.get_or_init(|| std::env::var_os("PARLEY_PHASES").is_some())
 }
 
-/// With `PARLEY_PHASES`, prints the time since the previous phase ended.
+/// With `PARLEY_PHASES`, prints the time since the previous phase of this thread ended
+/// (a server files and settles on two threads at once).
 pub(crate) fn phase(name: &str) {
-    static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
     if phases_on() {
-        let mut last = lock(&LAST);
         let now = std::time::Instant::now();
-        if let Some(t) = *last {
-            eprintln!("phase {name}: {:.3} s", (now - t).as_secs_f64());
+        if let Some(t) = LAST.with(|l| l.replace(Some(now))) {
+            let thread = std::thread::current();
+            eprintln!(
+                "phase {name}: {:.3} s ({})",
+                (now - t).as_secs_f64(),
+                thread.name().unwrap_or("main")
+            );
         }
-        *last = Some(now);
     }
 }
 
@@ -456,9 +477,10 @@ impl DuckStore {
     }
 
     /// Derives at most `n` contacts together (at least 1), sorts at most `500 × n`
-    /// events together into the log, and compacts a cube after `4 × n` appended rows at
-    /// least: tests use a tiny value so that small data crosses the boundaries of hash
-    /// ranges, group chunks, sorted ranges and cube compactions.
+    /// events together into the log, compacts a cube after `4 × n` appended rows at
+    /// least, and drops the filters of stored hashes past `1,000 × n` hashes in a batch:
+    /// tests use a tiny value so that small data crosses the boundaries of hash ranges,
+    /// group chunks, sorted ranges, cube compactions and filters.
     #[doc(hidden)]
     pub fn with_part_contacts(mut self, n: u64) -> DuckStore {
         let n = n.max(1);
@@ -467,6 +489,9 @@ impl DuckStore {
             sorted_at_once: n.saturating_mul(500),
             cube_tail: i64::try_from(n.saturating_mul(4)).unwrap_or(i64::MAX),
             export_window: n.saturating_mul(3),
+            filtered_keys: usize::try_from(n.saturating_mul(1_000))
+                .unwrap_or(usize::MAX)
+                .min(ingest::FILTERED_KEYS),
         };
         self
     }
@@ -562,13 +587,9 @@ impl DuckStore {
         progress: &mut dyn FnMut(Progress),
         when: ingest::Derive,
     ) -> Result<IngestSummary, StoreError> {
-        let conn = lock(&self.writer);
-        let result = in_transaction(&conn, || {
-            known_workspace(&conn, workspace)?;
-            let mut seen = lock(&self.seen);
-            let known = seen.of(workspace);
+        self.filing(workspace, |conn, known| {
             ingest::ingest(
-                &conn,
+                conn,
                 workspace,
                 input,
                 progress,
@@ -576,7 +597,23 @@ impl DuckStore {
                 when,
                 Some(known),
             )
+        })
+    }
+
+    /// Runs `file` (an ingest into `workspace`) on the writer in one transaction, with
+    /// the workspace's filters; keeps the owners of the keys it filed if it committed.
+    fn filing<T>(
+        &self,
+        workspace: &str,
+        file: impl FnOnce(&Connection, &mut seen::Known) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = lock(&self.writer);
+        let result = in_transaction(&conn, || {
+            known_workspace(&conn, workspace)?;
+            let mut seen = lock(&self.seen);
+            file(&conn, seen.of(workspace))
         });
+        phase("commit");
         // Still holding the writer: the owners of the batch's new keys are kept only if
         // it committed, before any other batch can use them.
         let mut seen = lock(&self.seen);
@@ -721,6 +758,24 @@ impl Store for DuckStore {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<IngestSummary, StoreError> {
         self.ingest_when(workspace, input, progress, ingest::Derive::Deferred)
+    }
+
+    fn ingest_deferred_group(
+        &self,
+        workspace: &str,
+        inputs: &mut [&mut dyn BufRead],
+    ) -> Result<Vec<Result<IngestSummary, StoreError>>, StoreError> {
+        self.filing(workspace, |conn, known| {
+            ingest::ingest_group(
+                conn,
+                workspace,
+                inputs,
+                &mut |_| {},
+                self.sizes,
+                ingest::Derive::Deferred,
+                Some(known),
+            )
+        })
     }
 
     fn settle(&self, workspace: &str) -> Result<u64, StoreError> {
