@@ -21,14 +21,10 @@ use parley_store::{DuckStore, Progress, Query, Scope, Store, StoreError, Workspa
     about = "Reports for business messaging: events in, reports out"
 )]
 struct Cli {
-    /// Data directory holding the embedded database.
-    #[arg(
-        long,
-        global = true,
-        env = "PARLEY_DATA",
-        default_value = "parley-data"
-    )]
-    data: PathBuf,
+    /// Data directory holding the embedded database [default: parley-data; for
+    /// `demo`, parley-demo].
+    #[arg(long, global = true, env = "PARLEY_DATA")]
+    data: Option<PathBuf>,
     /// Print to stderr how long the store took (the library call, without opening the
     /// database or printing), as `timing: COMMAND MS ms`.
     #[arg(long, global = true)]
@@ -122,8 +118,23 @@ enum Command {
         #[arg(long)]
         workspace: String,
     },
-    /// Ingest a sample shop's events into a `demo` workspace and print every report.
-    Demo,
+    /// Write a realistic workspace's activity as NDJSON events (SPEC §2): the same
+    /// flags and seed always give the same bytes.
+    Simulate(SimulateArgs),
+    /// Start parley on a demo workspace: simulate 90 days of a mid-size team ending
+    /// today, ingest them into `./parley-demo` (once: later runs reuse it), and serve
+    /// the API on 127.0.0.1 until Ctrl-C.
+    Demo {
+        /// The address and port to listen on (another free port if it is taken).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Conversations simulated (about).
+        #[arg(long, default_value_t = 50_000)]
+        conversations: u64,
+        /// Days simulated, ending today.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
     /// Print the HTTP API's OpenAPI 3.1 document (what the server serves at
     /// /api/v1/openapi.json).
     Openapi,
@@ -336,6 +347,10 @@ fn read_batch(file: &str) -> Result<Vec<u8>> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let data = cli
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("parley-data"));
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::Workspace(WorkspaceCommand::Create { id, timezone, name }) => {
@@ -344,14 +359,14 @@ fn run(cli: Cli) -> Result<()> {
                 id,
                 timezone,
             };
-            let ws = match target(&cli.data)? {
+            let ws = match target(&data)? {
                 Target::Local(store) => store.create_workspace(&ws)?,
                 Target::Remote(server) => server.create_workspace(&ws)?,
             };
             writeln!(out, "{}", serde_json::to_string(&ws)?)?;
         }
         Command::Workspace(WorkspaceCommand::List) => {
-            let list = match target(&cli.data)? {
+            let list = match target(&data)? {
                 Target::Local(store) => store.workspaces()?,
                 Target::Remote(server) => server.workspaces()?,
             };
@@ -359,14 +374,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Token(TokenCommand::Create { workspace, scope }) => {
             let scope: Scope = scope.into();
-            let token = match target(&cli.data)? {
+            let token = match target(&data)? {
                 Target::Local(store) => store.create_token(&workspace, scope)?,
                 Target::Remote(server) => server.create_token(&workspace, scope.wire())?,
             };
             writeln!(out, "{token}")?;
         }
         Command::Token(TokenCommand::Revoke { token }) => {
-            let workspace = match target(&cli.data)? {
+            let workspace = match target(&data)? {
                 Target::Local(store) => store.revoke_token(&token)?,
                 Target::Remote(server) => server.revoke_token(&token)?,
             };
@@ -381,7 +396,7 @@ fn run(cli: Cli) -> Result<()> {
             files,
             defer,
         } => {
-            let target = target(&cli.data)?;
+            let target = target(&data)?;
             for file in &files {
                 let (accepted, duplicates) = match &target {
                     Target::Local(store) => {
@@ -407,7 +422,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let report = request::report(&report)?;
-            let store = open(&cli.data)?;
+            let store = open(&data)?;
             let doc = timed(cli.timing, "report", || {
                 Ok(store.report(&query(&store, report, &view)?)?)
             })?;
@@ -427,7 +442,7 @@ fn run(cli: Cli) -> Result<()> {
             let report = request::report(&report)?;
             let log = request::log(report, &log)?;
             let (page, per_page) = request::page(page.as_deref(), per_page.as_deref())?;
-            let store = open(&cli.data)?;
+            let store = open(&data)?;
             let doc = timed(cli.timing, "log", || {
                 let q = query(&store, report, &view)?;
                 Ok(store.log_page(&q, log, page, per_page)?)
@@ -440,7 +455,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Export { report, log, view } => {
             let report = request::report(&report)?;
             let log = request::log(report, &log)?;
-            let store = open(&cli.data)?;
+            let store = open(&data)?;
             let q = query(&store, report, &view)?;
             // Records are encoded into one buffer, written out past 64 KiB.
             const CHUNK: usize = 64 * 1024;
@@ -462,12 +477,12 @@ fn run(cli: Cli) -> Result<()> {
             })?;
         }
         Command::Settle { workspace } => {
-            let store = open(&cli.data)?;
+            let store = open(&data)?;
             let contacts = timed(cli.timing, "settle", || Ok(store.settle(&workspace)?))?;
             writeln!(out, r#"{{"settled_contacts": {contacts}}}"#)?;
         }
         Command::Rebuild { workspace } => {
-            let store = open(&cli.data)?;
+            let store = open(&data)?;
             timed(cli.timing, "rebuild", || Ok(store.rebuild(&workspace)?))?;
             writeln!(
                 out,
@@ -475,61 +490,116 @@ fn run(cli: Cli) -> Result<()> {
                 serde_json::Value::String(workspace)
             )?;
         }
-        Command::Demo => demo(&cli.data, out)?,
+        Command::Simulate(args) => simulate(&args, out)?,
+        Command::Demo {
+            listen,
+            conversations,
+            days,
+        } => demo(
+            cli.data.as_deref(),
+            &listen,
+            conversations,
+            days,
+            cli.timing,
+        )?,
         Command::Openapi => writeln!(out, "{}", parley_server::openapi_document())?,
         Command::Serve {
             listen,
             admin_token_file,
             max_body,
             log_format,
-        } => serve(&cli.data, &listen, admin_token_file, max_body, log_format)?,
+        } => {
+            let admin_token = match admin_token_file {
+                Some(f) => {
+                    let t = std::fs::read_to_string(&f).with_context(|| {
+                        format!("could not read the admin token file {}", f.display())
+                    })?;
+                    Some(t.trim().to_string())
+                }
+                None => std::env::var("PARLEY_ADMIN_TOKEN").ok(),
+            }
+            .filter(|t| !t.is_empty());
+            init_logs(log_format, "info");
+            let store = open(&data)?;
+            let options = ServeOptions {
+                listen,
+                admin_token,
+                body_limit: max_body,
+                fallback_port: false,
+            };
+            serve(&data, store, options, |addr| {
+                eprintln!(
+                    "parley: serving http://{addr}/api/v1 (data dir {})",
+                    data.display()
+                );
+            })?
+        }
     }
     Ok(())
 }
 
-/// Runs the HTTP API until Ctrl-C or SIGTERM.
-fn serve(
-    data: &std::path::Path,
-    listen: &str,
-    admin_token_file: Option<PathBuf>,
-    body_limit: usize,
-    log_format: LogFormat,
-) -> Result<()> {
+/// Request logs on stderr, filtered by `PARLEY_LOG` (else `default`).
+fn init_logs(format: LogFormat, default: &str) {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr);
-    match log_format {
+    match format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
     }
-    let admin_token = match admin_token_file {
-        Some(f) => {
-            let t = std::fs::read_to_string(&f)
-                .with_context(|| format!("could not read the admin token file {}", f.display()))?;
-            Some(t.trim().to_string())
-        }
-        None => std::env::var("PARLEY_ADMIN_TOKEN").ok(),
-    }
-    .filter(|t| !t.is_empty());
+}
+
+/// How `serve` listens and whom it lets in.
+struct ServeOptions {
+    listen: String,
+    /// The operator's admin token, if any.
+    admin_token: Option<String>,
+    body_limit: usize,
+    /// Listen on another free port of the same address if `listen`'s is taken.
+    fallback_port: bool,
+}
+
+/// Runs the HTTP API over `store` until Ctrl-C or SIGTERM; `ready` is called with the
+/// address once it listens.
+fn serve(
+    data: &std::path::Path,
+    store: DuckStore,
+    options: ServeOptions,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
     // Reads do not settle in the server: its background settler does, once for many
     // batches, and each read waits for the batches acknowledged before it.
-    let store = std::sync::Arc::new(open(data)?.with_settled_reads(false)?);
+    let store = std::sync::Arc::new(store.with_settled_reads(false)?);
     // The CLI's own admin token while this server holds the data dir (`serve.json`).
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let local: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let config = parley_server::Config {
-        admin_tokens: admin_token.into_iter().chain([local.clone()]).collect(),
-        body_limit,
+        admin_tokens: options
+            .admin_token
+            .into_iter()
+            .chain([local.clone()])
+            .collect(),
+        body_limit: options.body_limit,
     };
+    let listen = options.listen;
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("could not listen on {listen}"))?;
+        let listener = match tokio::net::TcpListener::bind(&listen).await {
+            Ok(l) => l,
+            Err(e) if options.fallback_port && e.kind() == std::io::ErrorKind::AddrInUse => {
+                let host = listen.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+                tokio::net::TcpListener::bind(format!("{host}:0"))
+                    .await
+                    .with_context(|| format!("could not listen on {host}"))?
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("could not listen on {listen}")))
+            }
+        };
         let addr = listener.local_addr()?;
         let _serve_file = remote::ServeFile::write(
             data,
@@ -540,10 +610,7 @@ fn serve(
             },
         )?;
         tracing::info!(%addr, data = %data.display(), "parley serving");
-        eprintln!(
-            "parley: serving http://{addr}/api/v1 (data dir {})",
-            data.display()
-        );
+        ready(addr);
         parley_server::serve(listener, store, config, shutdown_signal()).await?;
         tracing::info!("parley stopped");
         Ok(())
@@ -572,44 +639,209 @@ async fn shutdown_signal() {
     }
 }
 
-/// The embedded demo data: a shop in Madrid around the 2025 fall-back night.
-const DEMO_EVENTS: &str = include_str!("../tests/examples/madrid-dst/events.ndjson");
-const DEMO_NOW: &str = "2025-10-27T11:55:05+01:00";
+/// The flags of `parley simulate`.
+#[derive(Args)]
+struct SimulateArgs {
+    /// The seed: the same seed and flags give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days simulated, ending with --end.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// The last day simulated (YYYY-MM-DD) [default: today in --timezone].
+    #[arg(long)]
+    end: Option<String>,
+    /// Contacts in the pool (new contacts are drawn from it; then all return).
+    #[arg(long, default_value_t = 30_000)]
+    contacts: u64,
+    /// Conversations opened over the period, about.
+    #[arg(long, default_value_t = 50_000)]
+    conversations: u64,
+    /// Agents answering (at least 3).
+    #[arg(long, default_value_t = 20)]
+    agents: u32,
+    /// The workspace's IANA zone: nights, mornings and weekends are local to it.
+    #[arg(long, default_value = "Europe/Madrid")]
+    timezone: String,
+    /// Write to FILE instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
 
-/// Ingests the embedded events into a `demo` workspace and prints its reports.
-fn demo(data: &std::path::Path, out: &mut dyn Write) -> Result<()> {
-    let store = open(data)?;
-    if store.workspace("demo").is_err() {
-        let ws = Workspace {
-            id: "demo".into(),
-            timezone: "Europe/Madrid".into(),
-            name: "Demo shop".into(),
-        };
-        store.create_workspace(&ws)?;
-    }
-    let summary = store.ingest("demo", &mut DEMO_EVENTS.as_bytes(), &mut |_| {})?;
-    writeln!(
-        out,
-        "parley demo · data dir {} · workspace demo (Europe/Madrid) · {} events ingested, {} already known\n",
-        data.display(),
-        summary.accepted,
-        summary.duplicates
-    )?;
-    for report in Report::ALL {
-        let view = View {
-            range: Some("last_30_days".into()),
-            now: Some(DEMO_NOW.into()),
-            ..View::default()
-        };
-        let q = parley_store::query(&store, "demo", *report, &view)?;
-        table::report(out, &store.report(&q)?)?;
-        writeln!(out)?;
-    }
-    writeln!(
-        out,
-        "Try: parley --data {} log conversations conversations --workspace demo --range last_30_days --now {DEMO_NOW} --format table",
-        data.display()
-    )?;
+/// Today's date in `zone`.
+fn today(zone: &str) -> Result<jiff::civil::Date> {
+    let tz =
+        jiff::tz::TimeZone::get(zone).with_context(|| format!("unknown time zone {zone:?}"))?;
+    Ok(tz.to_datetime(jiff::Timestamp::now()).date())
+}
+
+/// Writes the simulated events; a summary goes to stderr.
+fn simulate(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    let end = match &args.end {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .map_err(|e| anyhow::anyhow!("--end {text:?} is not a date (YYYY-MM-DD): {e}"))?,
+        None => today(&args.timezone)?,
+    };
+    let config = parley_sim::Config {
+        seed: args.seed,
+        days: args.days,
+        end,
+        timezone: args.timezone.clone(),
+        contacts: args.contacts,
+        conversations: args.conversations,
+        agents: args.agents,
+        until: None,
+    };
+    let started = std::time::Instant::now();
+    let stats = match &args.out {
+        Some(path) => {
+            let mut f = std::fs::File::create(path)
+                .with_context(|| format!("could not write {}", path.display()))?;
+            parley_sim::simulate(&config, &mut f)?
+        }
+        None => parley_sim::simulate(&config, out)?,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "simulated {} events ({} conversations, {} messages, {} re-sent) in {seconds:.2} s: {:.0} events/s",
+        stats.events,
+        stats.conversations,
+        stats.messages,
+        stats.resends,
+        stats.events as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// What `parley demo` keeps beside its data (mode 0600), so that a second run starts
+/// at once with the same token.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DemoState {
+    /// The read token printed.
+    token: String,
+    /// The last day simulated.
+    end: String,
+    events: u64,
+}
+
+const DEMO_WORKSPACE: &str = "demo";
+const DEMO_ZONE: &str = "Europe/Madrid";
+
+/// Simulates and ingests the demo workspace once, then serves it.
+fn demo(
+    data: Option<&std::path::Path>,
+    listen: &str,
+    conversations: u64,
+    days: u32,
+    timing: bool,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dir = data.map_or_else(
+        || PathBuf::from("parley-demo"),
+        std::path::Path::to_path_buf,
+    );
+    let store = open(&dir)?;
+    let state_file = dir.join("demo.json");
+    let kept: Option<DemoState> = std::fs::read(&state_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let live = |s: &DemoState| matches!(store.authenticate(&s.token), Ok(Some(p)) if p.workspace == DEMO_WORKSPACE && p.scope == Scope::Read);
+    let state = match kept {
+        Some(state) if live(&state) => {
+            eprintln!(
+                "parley demo: reusing {} ({} events up to {}; delete it to simulate anew)",
+                dir.display(),
+                state.events,
+                state.end
+            );
+            state
+        }
+        _ => {
+            eprintln!(
+                "parley demo: creating {} (workspace {DEMO_WORKSPACE}, {DEMO_ZONE})",
+                dir.display()
+            );
+            if store.workspace(DEMO_WORKSPACE).is_err() {
+                store.create_workspace(&Workspace {
+                    id: DEMO_WORKSPACE.into(),
+                    timezone: DEMO_ZONE.into(),
+                    name: "Demo shop".into(),
+                })?;
+            }
+            let end = today(DEMO_ZONE)?;
+            let config = parley_sim::Config {
+                seed: 1,
+                days,
+                end,
+                timezone: DEMO_ZONE.into(),
+                contacts: (conversations * 3 / 5).max(1),
+                conversations,
+                agents: 20,
+                until: Some(jiff::Timestamp::now()),
+            };
+            let events_file = dir.join("demo-events.ndjson");
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(&events_file)
+                    .with_context(|| format!("could not write {}", events_file.display()))?,
+            );
+            let stats = parley_sim::simulate(&config, &mut f)?;
+            f.flush()?;
+            drop(f);
+            eprintln!(
+                "parley demo: simulated {days} days up to {end}: {} conversations, {} messages, 20 agents ({} events)",
+                stats.conversations, stats.messages, stats.events
+            );
+            let path = events_file.to_string_lossy().into_owned();
+            let summary = ingest(&store, DEMO_WORKSPACE, &path, false)?;
+            let _ = std::fs::remove_file(&events_file);
+            eprintln!(
+                "parley demo: ingested {} events ({} re-sent duplicates skipped)",
+                summary.accepted, summary.duplicates
+            );
+            let state = DemoState {
+                token: store.create_token(DEMO_WORKSPACE, Scope::Read)?,
+                end: end.to_string(),
+                events: summary.accepted,
+            };
+            remote::write_private(&state_file, &serde_json::to_string_pretty(&state)?)?;
+            state
+        }
+    };
+    init_logs(LogFormat::Text, "warn");
+    let options = ServeOptions {
+        listen: listen.to_string(),
+        admin_token: None,
+        body_limit: parley_server::DEFAULT_BODY_LIMIT,
+        fallback_port: true,
+    };
+    serve(&dir, store, options, |addr| {
+        if timing {
+            eprintln!(
+                "timing: demo ready {:.3} ms",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        let url = format!("http://{addr}");
+        println!(
+            "parley demo is ready ({:.1} s)\n",
+            started.elapsed().as_secs_f64()
+        );
+        println!("  API        {url}/api/v1");
+        println!(
+            "  workspace  {DEMO_WORKSPACE} ({DEMO_ZONE}), data in {}",
+            dir.display()
+        );
+        println!("  read token {}\n", state.token);
+        println!("Try the Conversations report of the last 30 days:\n");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {}' '{url}/api/v1/workspaces/{DEMO_WORKSPACE}/reports/conversations?range=last_30_days'\n",
+            state.token
+        );
+        println!("Press Ctrl-C to stop.");
+        let _ = std::io::stdout().flush();
+    })?;
+    eprintln!("parley demo: stopped (run it again to restart at once)");
     Ok(())
 }
 

@@ -23,20 +23,25 @@ impl ServeFile {
     /// Writes the file (mode 0600) and returns a guard that removes it when dropped.
     pub fn write(data: &Path, file: &ServeFile) -> Result<ServeFileGuard> {
         let path = data.join(SERVE_FILE);
-        let text = serde_json::to_string(file)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options
-            .open(&path)
-            .with_context(|| format!("could not write {}", path.display()))?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        write_private(&path, &serde_json::to_string(file)?)?;
         Ok(ServeFileGuard(path))
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only (it holds a token).
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    Ok(())
 }
 
 /// Removes `serve.json` when the server stops.

@@ -1053,3 +1053,82 @@ fn request_logs_are_structured_with_their_request_ids() {
     let generated = requests[1]["span"]["request_id"].as_str().unwrap();
     assert_eq!(generated.len(), 36, "a generated UUID: {generated}");
 }
+
+/// Runs `parley demo` on `dir` (a small simulation, an ephemeral port) until it prints
+/// its instructions: the process, its stdout up to "Press Ctrl-C", and its stderr so far.
+fn start_demo(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(dir)
+        .args(["demo", "--listen", "127.0.0.1:0", "--conversations", "3000", "--days", "35"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut shown = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        shown.push_str(&line);
+        shown.push('\n');
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, shown)
+}
+
+/// Stops a process as Ctrl-C does, and waits for a clean exit.
+fn interrupt(mut child: Child) {
+    let int = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    assert!(child.wait().unwrap().success(), "Ctrl-C stops the demo cleanly");
+}
+
+/// `parley demo` simulates and ingests a workspace, serves it, and prints a curl line
+/// that returns its Conversations report when pasted; Ctrl-C stops it; a second run
+/// reuses the data and the token.
+#[test]
+fn the_demo_serves_a_simulated_workspace_and_its_curl_line_works() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("parley-demo");
+    let (child, shown) = start_demo(&dir);
+    let curl = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("curl -s "))
+        .unwrap_or_else(|| panic!("no curl line in {shown}"));
+    // curl -s -H 'Authorization: Bearer TOKEN' 'URL'
+    let quoted: Vec<&str> = curl.split('\'').collect();
+    let token = quoted[1].strip_prefix("Authorization: Bearer ").unwrap();
+    let url = quoted[3];
+    assert!(url.ends_with("/api/v1/workspaces/demo/reports/conversations?range=last_30_days"), "{url}");
+    let (status, body) = get(url, token);
+    assert_eq!(status, 200, "{body}");
+    let doc = json(&body);
+    assert_eq!(doc["report"], "conversations");
+    assert!(doc["components"]["opened"]["value"].as_i64().unwrap() > 500, "{body}");
+    assert!(shown.contains(&format!("read token {token}")), "{shown}");
+    assert!(dir.join("serve.json").exists());
+    interrupt(child);
+    assert!(!dir.join("serve.json").exists(), "the server's file is removed at the stop");
+
+    let (child, again) = start_demo(&dir);
+    assert!(again.contains(&format!("read token {token}")), "the same token: {again}");
+    let url = again
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("curl -s "))
+        .map(|c| c.split('\'').nth(3).unwrap().to_string())
+        .unwrap();
+    let (status, second) = get(&url, token);
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&second)["components"]["opened"],
+        doc["components"]["opened"],
+        "the second run serves the same data, not a second simulation"
+    );
+    interrupt(child);
+}

@@ -538,23 +538,6 @@ fn table_format_is_readable() {
 }
 
 #[test]
-fn demo_runs() {
-    let d = tempfile::tempdir().unwrap();
-    let out = ok(&run(d.path(), &["demo"]));
-    assert!(out.contains("485 events ingested"), "{out}");
-    assert!(
-        out.contains("conversations report · workspace demo"),
-        "{out}"
-    );
-    assert!(out.contains("assignments_by_source: total 37"), "{out}");
-    let again = ok(&run(d.path(), &["demo"]));
-    assert!(
-        again.contains("0 events ingested, 498 already known"),
-        "re-running is idempotent: {again}"
-    );
-}
-
-#[test]
 fn ingest_progress_bar_only_on_a_terminal() {
     let d = tempfile::tempdir().unwrap();
     ok(&run(
