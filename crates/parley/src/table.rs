@@ -7,30 +7,42 @@ use parley_core::report::{ColType, Report};
 use parley_core::time::format_duration;
 use serde_json::Value;
 
-/// Writes rows as left-aligned columns under a header.
+/// Writes rows as left-aligned columns under a header, two spaces apart; fitted to the
+/// terminal's width when stdout is one (long cells wrap).
 fn grid(
     out: &mut dyn Write,
     header: &[String],
     rows: &[Vec<String>],
     indent: &str,
 ) -> std::io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    grid_within(out, header, rows, indent, None)
+}
+
+/// `grid`, fitted to `width` columns when given (else to the terminal, if any).
+/// Columns are measured by display width (comfy-table), so names in Arabic, CJK or
+/// with emoji keep the columns after them aligned.
+fn grid_within(
+    out: &mut dyn Write,
+    header: &[String],
+    rows: &[Vec<String>],
+    indent: &str,
+    width: Option<u16>,
+) -> std::io::Result<()> {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(header)
+        .add_rows(rows);
+    if let Some(w) = width {
+        table.set_width(w.saturating_sub(indent.len() as u16));
     }
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        format!("{indent}{}", padded.join("  ").trim_end())
-    };
-    writeln!(out, "{}", line(header))?;
-    for row in rows {
-        writeln!(out, "{}", line(row))?;
+    let last = header.len().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i == last { 0 } else { 2 }));
+    }
+    for line in table.lines() {
+        writeln!(out, "{indent}{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -196,4 +208,72 @@ pub fn log(out: &mut dyn Write, page: &LogPage) -> anyhow::Result<()> {
         .collect();
     grid(out, &header, &rows, "")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unicode_width::UnicodeWidthStr;
+
+    fn lines(header: &[&str], rows: &[&[&str]], width: Option<u16>) -> Vec<String> {
+        let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().map(|s| s.to_string()).collect())
+            .collect();
+        let mut out = Vec::new();
+        grid_within(&mut out, &header, &rows, "  ", width).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The display column where `needle` starts in `line`.
+    fn column_of(line: &str, needle: &str) -> usize {
+        line[..line.find(needle).unwrap()].width()
+    }
+
+    #[test]
+    fn wide_characters_keep_the_columns_aligned() {
+        let shown = lines(
+            &["contact_name", "channel"],
+            &[
+                &["王芳 陈", "wa"],
+                &["محمد الحسني", "fb"],
+                &["Ana 🌻", "ig"],
+                &["Zoë", "web"],
+            ],
+            None,
+        );
+        let at: Vec<usize> = ["channel", "wa", "fb", "ig", "web"]
+            .iter()
+            .zip(&shown)
+            .map(|(n, l)| column_of(l, n))
+            .collect();
+        assert!(at.iter().all(|c| *c == at[0]), "{shown:#?} {at:?}");
+        assert!(
+            shown[0].starts_with("  contact_name  channel"),
+            "{shown:#?}"
+        );
+    }
+
+    #[test]
+    fn wide_logs_fit_the_width_given() {
+        let long = "Incidencia resuelta por teléfono tras varios intentos de contacto";
+        let shown = lines(
+            &["at", "contact_id", "content"],
+            &[&["2026-11-03T09:15:27+01:00", "c1", long]],
+            Some(60),
+        );
+        assert!(shown.len() > 2, "the long cell wraps: {shown:#?}");
+        assert!(shown.iter().all(|l| l.width() <= 60), "{shown:#?}");
+        let unbounded = lines(
+            &["at", "contact_id", "content"],
+            &[&["2026-11-03T09:15:27+01:00", "c1", long]],
+            None,
+        );
+        assert_eq!(unbounded.len(), 2, "{unbounded:#?}");
+    }
 }

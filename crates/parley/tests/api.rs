@@ -1060,7 +1060,15 @@ fn start_demo(dir: &Path) -> (Child, String) {
     let mut child = Command::new(bin())
         .arg("--data")
         .arg(dir)
-        .args(["demo", "--listen", "127.0.0.1:0", "--conversations", "3000", "--days", "35"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--conversations",
+            "3000",
+            "--days",
+            "35",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1086,7 +1094,10 @@ fn interrupt(mut child: Child) {
         .status()
         .unwrap();
     assert!(int.success());
-    assert!(child.wait().unwrap().success(), "Ctrl-C stops the demo cleanly");
+    assert!(
+        child.wait().unwrap().success(),
+        "Ctrl-C stops the demo cleanly"
+    );
 }
 
 /// `parley demo` simulates and ingests a workspace, serves it, and prints a curl line
@@ -1105,19 +1116,31 @@ fn the_demo_serves_a_simulated_workspace_and_its_curl_line_works() {
     let quoted: Vec<&str> = curl.split('\'').collect();
     let token = quoted[1].strip_prefix("Authorization: Bearer ").unwrap();
     let url = quoted[3];
-    assert!(url.ends_with("/api/v1/workspaces/demo/reports/conversations?range=last_30_days"), "{url}");
+    assert!(
+        url.ends_with("/api/v1/workspaces/demo/reports/conversations?range=last_30_days"),
+        "{url}"
+    );
     let (status, body) = get(url, token);
     assert_eq!(status, 200, "{body}");
     let doc = json(&body);
     assert_eq!(doc["report"], "conversations");
-    assert!(doc["components"]["opened"]["value"].as_i64().unwrap() > 500, "{body}");
+    assert!(
+        doc["components"]["opened"]["value"].as_i64().unwrap() > 500,
+        "{body}"
+    );
     assert!(shown.contains(&format!("read token {token}")), "{shown}");
     assert!(dir.join("serve.json").exists());
     interrupt(child);
-    assert!(!dir.join("serve.json").exists(), "the server's file is removed at the stop");
+    assert!(
+        !dir.join("serve.json").exists(),
+        "the server's file is removed at the stop"
+    );
 
     let (child, again) = start_demo(&dir);
-    assert!(again.contains(&format!("read token {token}")), "the same token: {again}");
+    assert!(
+        again.contains(&format!("read token {token}")),
+        "the same token: {again}"
+    );
     let url = again
         .lines()
         .find_map(|l| l.trim().strip_prefix("curl -s "))
