@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--readers", type=int, default=50)
+    ap.add_argument("--max-wait", type=int, help="readers send Parley-Max-Wait: MS (answer what is derived after MS)")
     ap.add_argument("--server-log", help="write the server's stderr here (with PARLEY_PHASES set, its phases)")
     a = ap.parse_args()
     data = Path(a.data)
@@ -109,19 +110,22 @@ def main():
                 if r.status != 200:
                     errors.append((r.status, body[:200]))
 
-    reads, bad_reads = [], []
+    reads, bad_reads, pending = [], [], []
 
     def reader():
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
         last = -1
         while not done.is_set():
             t = time.perf_counter()
-            conn.request("GET", f"/api/v1/workspaces/bench/reports/conversations?{VIEW}",
-                         headers={"Authorization": f"Bearer {read}"})
+            hs = {"Authorization": f"Bearer {read}"}
+            if a.max_wait is not None:
+                hs["Parley-Max-Wait"] = str(a.max_wait)
+            conn.request("GET", f"/api/v1/workspaces/bench/reports/conversations?{VIEW}", headers=hs)
             r = conn.getresponse()
             body = r.read()
             dt = time.perf_counter() - t
             ok = r.status == 200
+            pending.append(int(r.getheader("Parley-Pending") or 0))
             if ok:
                 opened = json.loads(body)["components"]["opened"]["value"]
                 ok = opened >= last
@@ -170,6 +174,7 @@ def main():
         "batch_max_ms": round(max(lat) * 1000, 1), "ingest_errors": len(errors),
         "reads": len(reads), "read_p50_ms": round(pct(reads, 50) * 1000, 1),
         "read_p99_ms": round(pct(reads, 99) * 1000, 1), "bad_reads": len(bad_reads),
+        "reads_leaving_batches_out": sum(1 for p in pending if p), "max_pending": max(pending, default=0),
         "report_over_http_ms_median": round(statistics.median(http_ms), 1),
         "report_library_call_ms_median": round(statistics.median(lib), 1),
         "server_peak_rss_mb": round(peak),

@@ -11,12 +11,13 @@
 //! at all, never half-applied.
 
 mod error;
+mod filing;
 mod routes;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use parley_store::{DuckStore, IngestSummary, Store, StoreError};
+use parley_store::DuckStore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -35,15 +36,9 @@ pub struct Config {
     pub admin_tokens: Vec<String>,
     /// The largest request body accepted (413 beyond).
     pub body_limit: usize,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            admin_tokens: Vec::new(),
-            body_limit: DEFAULT_BODY_LIMIT,
-        }
-    }
+    /// The data dir of the store: acknowledged batches are spooled in it
+    /// (`parley_store::spool`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What every handler shares.
@@ -52,128 +47,34 @@ pub(crate) struct AppState {
     /// SHA-256 of each admin token.
     admin: Vec<[u8; 32]>,
     pub(crate) body_limit: usize,
-    /// (workspace, generation) of each batch filed, for the settler.
-    settle: tokio::sync::mpsc::UnboundedSender<(String, u64)>,
     /// Per workspace, batches filed and settled so far (generations).
     progress: Arc<std::sync::Mutex<Progress>>,
     /// Bumped after each round of the settler, to wake the reads waiting on it.
     rounds: tokio::sync::watch::Receiver<u64>,
-    /// Batches to file, for the group committer (`committer`).
-    filings: std::sync::mpsc::Sender<Filing>,
+    /// Per workspace: the derived state (settled generation) the documents were
+    /// computed at, and the report documents by query. Fifty dashboards reading the
+    /// same report while batches arrive cost one computation per derived state.
+    reports: std::sync::Mutex<ReportCache>,
+    /// Batches to acknowledge, for the acker (`filing.rs`).
+    pub(crate) filings: std::sync::mpsc::Sender<filing::Filing>,
 }
 
-/// A batch posted and waiting to be filed, and where its outcome goes.
-pub(crate) struct Filing {
-    pub(crate) ws: String,
-    pub(crate) lines: String,
-    pub(crate) reply: tokio::sync::oneshot::Sender<Result<IngestSummary, StoreError>>,
-}
+type ReportCache =
+    std::collections::HashMap<String, (u64, std::collections::HashMap<String, Arc<String>>)>;
 
-/// How long a group waits for the batches the last ones had, at most.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(15);
+/// Report documents kept per workspace at most.
+const CACHED_REPORTS: usize = 256;
 
-/// Batches filed in one transaction at most, and their bytes at most (past the first).
-const GROUP_BATCHES: usize = 16;
-const GROUP_BYTES: usize = 32 * 1024 * 1024;
-
-/// The group committer: files the posted batches on a thread of its own. Each round
-/// takes every batch waiting for the workspace of the oldest one (up to the group's
-/// limits) and files them in one transaction, so that concurrent posters share the
-/// per-transaction cost (a dozen statements and a commit) instead of queueing for it
-/// one by one. Each batch is validated and refused alone. If the group as a whole
-/// fails, each batch is filed alone, so that each gets its own outcome.
-fn committer(store: Arc<DuckStore>, filings: std::sync::mpsc::Receiver<Filing>) {
-    let mut waiting: std::collections::VecDeque<Filing> = std::collections::VecDeque::new();
-    // The sizes of the last groups: the next one waits for as many as the largest.
-    let mut last_groups = [1usize; 4];
-    loop {
-        if waiting.is_empty() {
-            match filings.recv() {
-                Ok(f) => waiting.push_back(f),
-                Err(_) => return,
-            }
-        }
-        waiting.extend(filings.try_iter());
-        let ws = waiting[0].ws.clone();
-        // Posters that were filed together are answered together and post again a
-        // moment apart: the group waits briefly for as many batches as the largest of
-        // the last few groups had.
-        let deadline = std::time::Instant::now() + LINGER;
-        let want = last_groups.iter().copied().max().unwrap_or(1);
-        while waiting.iter().filter(|f| f.ws == ws).count() < want {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match filings.recv_timeout(left) {
-                Ok(f) => waiting.push_back(f),
-                Err(_) => break,
-            }
-        }
-        let (mut group, mut rest, mut bytes) = (Vec::new(), Vec::new(), 0);
-        for f in waiting.drain(..) {
-            let fits = group.is_empty() || bytes + f.lines.len() <= GROUP_BYTES;
-            if f.ws == ws && group.len() < GROUP_BATCHES && fits {
-                bytes += f.lines.len();
-                group.push(f);
-            } else {
-                rest.push(f);
-            }
-        }
-        waiting.extend(rest);
-        last_groups.rotate_right(1);
-        last_groups[0] = group.len();
-        let started = std::time::Instant::now();
-        let filed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut bodies: Vec<&[u8]> = group.iter().map(|f| f.lines.as_bytes()).collect();
-            let mut inputs: Vec<&mut dyn std::io::BufRead> = bodies
-                .iter_mut()
-                .map(|b| b as &mut dyn std::io::BufRead)
-                .collect();
-            let outcomes = match Store::ingest_deferred_group(&*store, &ws, &mut inputs) {
-                Ok(outcomes) => outcomes,
-                Err(e) => {
-                    tracing::warn!(workspace = %ws, error = %e, batches = group.len(), "a group of batches failed; filing each alone");
-                    group
-                        .iter()
-                        .map(|f| store.ingest_deferred(&ws, &mut f.lines.as_bytes(), &mut |_| {}))
-                        .collect()
-                }
-            };
-            tracing::debug!(workspace = %ws, batches = group.len(), ms = started.elapsed().as_millis() as u64, "group filed");
-            outcomes
-        }));
-        match filed {
-            Ok(outcomes) => {
-                for (f, outcome) in group.into_iter().zip(outcomes) {
-                    // The poster may have gone (its connection closed): the batch stays filed.
-                    let _ = f.reply.send(outcome);
-                }
-            }
-            // The replies are dropped: each poster answers an internal error.
-            Err(_) => tracing::error!(workspace = %ws, "filing a group of batches panicked"),
-        }
-    }
-}
-
-/// Per workspace: how many batches were filed, up to which one the facts are derived,
-/// and whether the settler last failed on it.
+/// Per workspace: how many batches were acknowledged, up to which one the facts are
+/// derived, and whether the settler last failed on it.
 #[derive(Default)]
-struct Progress {
-    filed: std::collections::HashMap<String, u64>,
+pub(crate) struct Progress {
+    pub(crate) acked: std::collections::HashMap<String, u64>,
     settled: std::collections::HashMap<String, u64>,
     failed: std::collections::HashSet<String>,
 }
 
 impl AppState {
-    /// Records a batch filed in `ws` and hands it to the settler.
-    pub(crate) fn filed(&self, ws: &str) {
-        let generation = {
-            let mut p = self.progress.lock().expect("progress lock");
-            let g = p.filed.entry(ws.to_string()).or_insert(0);
-            *g += 1;
-            *g
-        };
-        let _ = self.settle.send((ws.to_string(), generation));
-    }
-
     /// Settles `ws` on this request (the settler failed on it, or stopped).
     async fn settle_here(&self, ws: &str) -> Result<(), ApiError> {
         let (store, ws) = (self.store.clone(), ws.to_string());
@@ -185,33 +86,74 @@ impl AppState {
     }
 
     /// Waits until every batch of `ws` acknowledged before this call has its facts (the
-    /// store's reads do not settle in the server: one settler does, for all). If the
-    /// settler failed on `ws`, settles it here, so that the read fails with the reason.
-    pub(crate) async fn settled(&self, ws: &str) -> Result<(), ApiError> {
+    /// store's reads do not settle in the server: one settler does, for all), or until
+    /// `max_wait` has passed; returns how many of those batches are still being
+    /// derived (0 unless it gave up waiting). If the settler failed on `ws`, settles it
+    /// here, so that the read fails with the reason.
+    pub(crate) async fn settled(
+        &self,
+        ws: &str,
+        max_wait: Option<std::time::Duration>,
+    ) -> Result<u64, ApiError> {
         let target = {
             let p = self.progress.lock().expect("progress lock");
-            p.filed.get(ws).copied().unwrap_or(0)
+            p.acked.get(ws).copied().unwrap_or(0)
         };
+        let deadline = max_wait.map(|d| tokio::time::Instant::now() + d);
         let mut rounds = self.rounds.clone();
         loop {
-            let (done, failed) = {
+            let (settled, failed) = {
                 let p = self.progress.lock().expect("progress lock");
                 (
-                    p.settled.get(ws).copied().unwrap_or(0) >= target,
+                    p.settled.get(ws).copied().unwrap_or(0),
                     p.failed.contains(ws),
                 )
             };
-            if done {
-                return Ok(());
+            if settled >= target {
+                return Ok(0);
             }
             if failed {
-                return self.settle_here(ws).await;
+                return self.settle_here(ws).await.map(|()| 0);
             }
+            let changed = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, rounds.changed()).await {
+                    Ok(changed) => changed,
+                    Err(_) => return Ok(target - settled),
+                },
+                None => rounds.changed().await,
+            };
             // The settler stopped (shutting down): settle here.
-            if rounds.changed().await.is_err() {
-                return self.settle_here(ws).await;
+            if changed.is_err() {
+                return self.settle_here(ws).await.map(|()| 0);
             }
         }
+    }
+
+    /// How many batches of `ws` have their facts derived (the reports' cache key).
+    pub(crate) fn settled_generation(&self, ws: &str) -> u64 {
+        let p = self.progress.lock().expect("progress lock");
+        p.settled.get(ws).copied().unwrap_or(0)
+    }
+
+    /// A report document computed for the same query at the same derived state.
+    pub(crate) fn cached(&self, ws: &str, generation: u64, key: &str) -> Option<Arc<String>> {
+        let cache = self.reports.lock().expect("cache lock");
+        cache
+            .get(ws)
+            .filter(|(g, _)| *g == generation)
+            .and_then(|(_, docs)| docs.get(key).cloned())
+    }
+
+    /// Keeps a report document for the readers of the same query at the same state.
+    pub(crate) fn cache(&self, ws: &str, generation: u64, key: String, doc: Arc<String>) {
+        let mut cache = self.reports.lock().expect("cache lock");
+        let entry = cache
+            .entry(ws.to_string())
+            .or_insert_with(|| (generation, Default::default()));
+        if entry.0 != generation || entry.1.len() >= CACHED_REPORTS {
+            *entry = (generation, Default::default());
+        }
+        entry.1.insert(key, doc);
     }
 
     /// Whether `token` is an admin token (compared as hashes, in constant time).
@@ -248,11 +190,11 @@ pub async fn serve(
     .await
     .map_err(std::io::Error::other)?
     .map_err(std::io::Error::other)?;
-    let (app, settler) = routes::app(store, config);
+    let (app, background) = routes::app(store, config)?;
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    settler.abort();
+    background.stop().await;
     served
 }
 
@@ -262,7 +204,7 @@ pub async fn serve(
 pub(crate) fn state(
     store: Arc<DuckStore>,
     config: &Config,
-) -> (Arc<AppState>, tokio::task::JoinHandle<()>) {
+) -> std::io::Result<(Arc<AppState>, Background)> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, u64)>();
     let (round_tx, round_rx) = tokio::sync::watch::channel(0u64);
     let progress = Arc::new(std::sync::Mutex::new(Progress::default()));
@@ -302,12 +244,20 @@ pub(crate) fn state(
             round_tx.send_modify(|r| *r += 1);
         }
     });
+    let spool =
+        parley_store::spool::Spool::open(&config.data_dir).map_err(std::io::Error::other)?;
+    let shared = filing::shared(spool);
+    filing::prepare(&store, &shared).map_err(std::io::Error::other)?;
     let (filings, waiting) = std::sync::mpsc::channel();
-    let committer_store = store.clone();
+    let (acker_store, acker_shared, acker_progress) =
+        (store.clone(), shared.clone(), progress.clone());
     std::thread::Builder::new()
-        .name("parley-committer".into())
-        .spawn(move || committer(committer_store, waiting))
-        .expect("a thread for the group committer");
+        .name("parley-acker".into())
+        .spawn(move || filing::acker(acker_store, acker_shared, acker_progress, waiting))?;
+    let (filer_store, filer_shared) = (store.clone(), shared.clone());
+    let filer = std::thread::Builder::new()
+        .name("parley-filer".into())
+        .spawn(move || filing::filer(filer_store, filer_shared, tx))?;
     let state = Arc::new(AppState {
         store,
         admin: config
@@ -317,10 +267,35 @@ pub(crate) fn state(
             .map(|t| Sha256::digest(t.as_bytes()).into())
             .collect(),
         body_limit: config.body_limit,
-        settle: tx,
         progress,
         rounds: round_rx,
+        reports: Default::default(),
         filings,
     });
-    (state, settler)
+    Ok((
+        state,
+        Background {
+            settler,
+            filer,
+            shared,
+        },
+    ))
+}
+
+/// The server's background work, stopped once it stops answering.
+pub(crate) struct Background {
+    settler: tokio::task::JoinHandle<()>,
+    filer: std::thread::JoinHandle<()>,
+    shared: filing::Shared,
+}
+
+impl Background {
+    /// Files what the spool holds, then stops deriving: batches filed and not derived
+    /// are derived by the next process to read them.
+    async fn stop(self) {
+        filing::stop(&self.shared);
+        let filer = self.filer;
+        let _ = tokio::task::spawn_blocking(move || filer.join()).await;
+        self.settler.abort();
+    }
 }

@@ -29,8 +29,11 @@ impl From<RequestError> for ApiError {
 }
 
 /// The whole application and its background settler.
-pub(crate) fn app(store: Arc<DuckStore>, config: Config) -> (Router, tokio::task::JoinHandle<()>) {
-    let (state, settler) = crate::state(store, &config);
+pub(crate) fn app(
+    store: Arc<DuckStore>,
+    config: Config,
+) -> std::io::Result<(Router, crate::Background)> {
+    let (state, background) = crate::state(store, &config)?;
     let request_id = header::HeaderName::from_static("x-request-id");
     let (router, api) = api_router();
     let document = Arc::new(
@@ -56,7 +59,7 @@ pub(crate) fn app(store: Arc<DuckStore>, config: Config) -> (Router, tokio::task
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
-    (router, settler)
+    Ok((router, background))
 }
 
 /// Every route, registered with its OpenAPI description: a route cannot be served
@@ -315,12 +318,21 @@ fn json_body<T: serde::de::DeserializeOwned>(
 
 /// A pretty JSON document with a final newline: byte for byte what the CLI prints.
 fn document<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response, ApiError> {
+    Ok(json_text(status, pretty(doc)?))
+}
+
+/// A document as the CLI prints it: pretty JSON and a newline.
+fn pretty<T: serde::Serialize>(doc: &T) -> Result<String, ApiError> {
     let mut text = serde_json::to_string_pretty(doc).map_err(|e| {
         tracing::error!(error = %e, "a document did not serialize");
         ApiError::internal()
     })?;
     text.push('\n');
-    Ok((
+    Ok(text)
+}
+
+fn json_text(status: StatusCode, text: String) -> Response {
+    (
         status,
         [(
             header::CONTENT_TYPE,
@@ -328,7 +340,34 @@ fn document<T: serde::Serialize>(status: StatusCode, doc: &T) -> Result<Response
         )],
         text,
     )
-        .into_response())
+        .into_response()
+}
+
+/// The read's `Parley-Max-Wait`: how many milliseconds it may wait for the batches
+/// acknowledged before it to be derived (without it, as long as they take).
+fn max_wait(headers: &HeaderMap) -> Result<Option<std::time::Duration>, ApiError> {
+    match headers.get(MAX_WAIT) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(|ms| Some(std::time::Duration::from_millis(ms)))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("{MAX_WAIT} must be a whole number of milliseconds"))
+            }),
+    }
+}
+
+const MAX_WAIT: &str = "parley-max-wait";
+const PENDING: &str = "parley-pending";
+
+/// Says how many batches acknowledged before the read its answer leaves out.
+fn with_pending(mut response: Response, pending: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(PENDING, HeaderValue::from(pending));
+    response
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process answers")))]
@@ -484,9 +523,9 @@ async fn ingest(
     } else {
         text.to_string()
     };
-    // Filed by the group committer, with the batches posted beside it.
+    // Acknowledged by the acker (spooled durably), with the batches posted beside it.
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let filing = crate::Filing {
+    let filing = crate::filing::Filing {
         ws: ws.clone(),
         lines,
         reply,
@@ -499,9 +538,6 @@ async fn ingest(
         Ok(outcome) => outcome?,
         Err(_) => return Err(ApiError::internal()),
     };
-    if summary.accepted > 0 {
-        st.filed(&ws);
-    }
     document(
         StatusCode::OK,
         &json!({"accepted": summary.accepted, "duplicates": summary.duplicates}),
@@ -557,7 +593,7 @@ impl Params {
 const VIEW: &[&str] = &["range", "from", "to", "now"];
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/reports/{report}", tag = "reports", security(("bearer" = [])),
-    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)")),
+    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)"), ("parley-max-wait" = Option<u64>, Header, description = "Milliseconds the read may wait for the batches acknowledged before it to be derived (default: as long as they take); past it, the answer leaves them out and `parley-pending` says how many")),
     responses((status = 200, description = "The report document of SPEC §8.1, as `parley report` prints it", content_type = "application/json"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn report(
     State(st): St,
@@ -568,18 +604,31 @@ async fn report(
     authorize(&st, &headers, &ws, Scope::Read).await?;
     let report = request::report(&report)?;
     let view = Params::parse(query.as_deref(), VIEW)?.view();
-    st.settled(&ws).await?;
-    let store = st.store.clone();
-    let doc = blocking(move || {
-        let q = parley_store::query(&*store, &ws, report, &view)?;
-        store.report(&q)
-    })
-    .await?;
-    document(StatusCode::OK, &doc)
+    let pending = st.settled(&ws, max_wait(&headers)?).await?;
+    let generation = st.settled_generation(&ws);
+    let (store, w) = (st.store.clone(), ws.clone());
+    let q = blocking(move || parley_store::query(&*store, &w, report, &view)).await?;
+    // The query resolved (range instants included): the same key is the same document
+    // at the same derived state.
+    let key = format!("{q:?}");
+    let text = match st.cached(&ws, generation, &key) {
+        Some(text) => text,
+        None => {
+            let store = st.store.clone();
+            let doc = blocking(move || store.report(&q)).await?;
+            let text = Arc::new(pretty(&doc)?);
+            st.cache(&ws, generation, key, text.clone());
+            text
+        }
+    };
+    Ok(with_pending(
+        json_text(StatusCode::OK, text.as_str().to_owned()),
+        pending,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}", tag = "reports", security(("bearer" = [])),
-    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("log" = String, Path, description = "The log (SPEC §6.5); with `.csv` appended, the whole log as CSV, streamed"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)"), ("page" = Option<u64>, Query, description = "From 1 (default 1)"), ("per_page" = Option<u64>, Query, description = "1 to 1000 (default 50)")),
+    params(("ws" = String, Path, description = "The workspace's id"), ("report" = String, Path, description = "conversations, messages, contacts or assignments"), ("log" = String, Path, description = "The log (SPEC §6.5); with `.csv` appended, the whole log as CSV, streamed"), ("range" = Option<String>, Query, description = "A preset: today, yesterday, last_7_days, last_14_days, last_30_days, this_month, last_month"), ("from" = Option<String>, Query, description = "First day of a custom range, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "Last day of a custom range, YYYY-MM-DD"), ("now" = Option<String>, Query, description = "The instant taken as now, RFC 3339"), ("filter" = Option<Vec<String>>, Query, description = "NAME=VALUE, repeated (SPEC §5)"), ("page" = Option<u64>, Query, description = "From 1 (default 1)"), ("per_page" = Option<u64>, Query, description = "1 to 1000 (default 50)"), ("parley-max-wait" = Option<u64>, Header, description = "Milliseconds the read may wait for the batches acknowledged before it to be derived (default: as long as they take); past it, the answer leaves them out and `parley-pending` says how many")),
     responses((status = 200, description = "The log page of SPEC §8.2 (application/json), or the CSV export (text/csv)", content_type = "application/json"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn log(
     State(st): St,
@@ -592,7 +641,8 @@ async fn log(
     if let Some(name) = log.strip_suffix(".csv") {
         let log = request::log(report, name)?;
         let view = Params::parse(query.as_deref(), VIEW)?.view();
-        return export(&st, ws, report, log, view).await;
+        let wait = max_wait(&headers)?;
+        return export(&st, ws, report, log, view, wait).await;
     }
     let log = request::log(report, &log)?;
     let params = Params::parse(
@@ -604,14 +654,14 @@ async fn log(
         params.get("per_page").as_deref(),
     )?;
     let view = params.view();
-    st.settled(&ws).await?;
+    let pending = st.settled(&ws, max_wait(&headers)?).await?;
     let store = st.store.clone();
     let doc = blocking(move || {
         let q = parley_store::query(&*store, &ws, report, &view)?;
         store.log_page(&q, log, page, per_page)
     })
     .await?;
-    document(StatusCode::OK, &doc)
+    Ok(with_pending(document(StatusCode::OK, &doc)?, pending))
 }
 
 /// Bytes of CSV handed to the connection at a time.
@@ -626,8 +676,9 @@ async fn export(
     report: parley_core::report::Report,
     log: parley_core::report::Log,
     view: View,
+    wait: Option<std::time::Duration>,
 ) -> Result<Response, ApiError> {
-    st.settled(&ws).await?;
+    let pending = st.settled(&ws, wait).await?;
     let store = st.store.clone();
     let q = blocking(move || parley_store::query(&*store, &ws, report, &view)).await?;
     // Refused before the 200 goes out, not in the middle of the stream.
@@ -679,4 +730,5 @@ async fn export(
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
     )
         .into_response())
+    .map(|r| with_pending(r, pending))
 }

@@ -72,6 +72,24 @@ fn trim_eol(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Validates a batch exactly as its ingest would (the same parse, the same errors,
+/// naming lines and events within it), without storing anything. Returns its event
+/// lines (blank lines left out, line ends trimmed) and their ids, in order.
+pub fn validate(batch: &[u8]) -> Result<Vec<(&[u8], String)>, StoreError> {
+    let mut events = Vec::new();
+    let (mut line_no, mut index) = (1usize, 0usize);
+    for raw in batch.split_inclusive(|&b| b == b'\n') {
+        let line = trim_eol(raw);
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            let event = parse_event(line, line_no, index)?;
+            events.push((line, event.id));
+            index += 1;
+        }
+        line_no += 1;
+    }
+    Ok(events)
+}
+
 /// When the facts of a batch's contacts are derived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Derive {

@@ -8,9 +8,12 @@ mod ingest;
 mod query;
 pub mod schema;
 mod seen;
+pub mod spool;
 mod tokens;
 
+pub use ingest::validate;
 pub use query::check_log_filters;
+pub use seen::IdFilter;
 pub use tokens::{Principal, Scope};
 
 use std::io::BufRead;
@@ -359,14 +362,70 @@ impl DuckStore {
             path: dir.display().to_string(),
             source,
         })?;
-        DuckStore::at(&dir.join(DB_FILE).display().to_string()).map_err(|e| match e {
-            StoreError::Db(ref db) if db.to_string().contains("Could not set lock on file") => {
-                StoreError::InUse {
-                    path: dir.display().to_string(),
-                    pid: lock_holder(&db.to_string()),
+        let store =
+            DuckStore::at(&dir.join(DB_FILE).display().to_string()).map_err(|e| match e {
+                StoreError::Db(ref db) if db.to_string().contains("Could not set lock on file") => {
+                    StoreError::InUse {
+                        path: dir.display().to_string(),
+                        pid: lock_holder(&db.to_string()),
+                    }
                 }
+                other => other,
+            })?;
+        // Batches a server acknowledged and did not file before it stopped.
+        spool::replay(&store, dir)?;
+        Ok(store)
+    }
+
+    /// Of `ids`, those stored in `workspace` (exactly: by id, not by hash).
+    pub fn stored_ids(
+        &self,
+        workspace: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.read(|conn| {
+            // The hashes first, so that the lookup lists constants (row groups are
+            // skipped by their min and max hash).
+            let marks = vec!["(?)"; ids.len()].join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT DISTINCT hash(x) FROM (VALUES {marks}) t(x)"
+            ))?;
+            let hashes: Vec<String> = stmt
+                .query_map(duckdb::params_from_iter(ids.iter()), |r| r.get::<_, u64>(0))?
+                .map(|h| h.map(|h| h.to_string()))
+                .collect::<Result<_, _>>()?;
+            let marks = vec!["?"; ids.len()].join(", ");
+            let mut stmt = conn.prepare(&format!(
+                "SELECT id FROM event_ids WHERE workspace = ? AND h IN ({}) AND id IN ({marks})",
+                hashes.join(", ")
+            ))?;
+            let params = std::iter::once(workspace).chain(ids.iter().copied());
+            let found = stmt
+                .query_map(duckdb::params_from_iter(params), |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(found)
+        })
+    }
+
+    /// A filter of every event id stored in `workspace`, with room for `spare` more.
+    pub fn id_filter(&self, workspace: &str, spare: usize) -> Result<IdFilter, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT count(*) FROM event_ids WHERE workspace = ?",
+                [workspace],
+                |r| r.get(0),
+            )?;
+            let mut filter = IdFilter::with_capacity(n as usize + spare);
+            let mut stmt = conn.prepare("SELECT id FROM event_ids WHERE workspace = ?")?;
+            for batch in stmt.query_arrow([workspace])? {
+                use duckdb::arrow::array::AsArray;
+                let column = batch.column(0).as_string::<i32>();
+                column.iter().flatten().for_each(|id| filter.insert(id));
             }
-            other => other,
+            Ok(filter)
         })
     }
 

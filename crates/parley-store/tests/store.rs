@@ -2056,3 +2056,91 @@ fn owners_of_keys_filed_here_are_known_until_the_key_is_used_again() {
     }
     assert_eq!(all_documents(&s), all_documents(&whole));
 }
+
+/// Batches spooled by a server that died before filing them are filed when the data dir
+/// is opened next, whole records only (a record cut short was never acknowledged), and
+/// the spool is emptied; filing a segment twice changes nothing.
+#[test]
+fn spooled_batches_are_filed_when_the_store_opens_next() {
+    use parley_store::spool::{self, Spool};
+    let lines = madrid_lines();
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let d = tempfile::tempdir().unwrap();
+    {
+        let s = DuckStore::open(d.path()).unwrap();
+        s.create_workspace(&Workspace {
+            id: "w".into(),
+            timezone: "Europe/Madrid".into(),
+            name: "w".into(),
+        })
+        .unwrap();
+        let mut spool = Spool::open(d.path()).unwrap();
+        fn refs(l: &[String]) -> Vec<&str> {
+            l.iter().map(String::as_str).collect()
+        }
+        spool.append("w", &refs(first)).unwrap();
+        // A closed segment, and the current one with a record after it.
+        let closed = spool.rotate().unwrap().unwrap();
+        assert_eq!(spool::read_segment(&closed).unwrap().len(), 1);
+        spool.append("w", &refs(second)).unwrap();
+        spool.sync().unwrap();
+    }
+    // A record cut short at the end of the current segment: never acknowledged.
+    let current = d.path().join("spool/current.ndjson");
+    let mut text = std::fs::read_to_string(&current).unwrap();
+    text.push_str("{\"spool\":9,\"workspace\":\"w\",\"lines\":2}\n");
+    text.push_str(&recv("cut", "2025-10-26T10:00:00Z", "zz", "wa"));
+    std::fs::write(&current, text).unwrap();
+
+    let reopened = DuckStore::open(d.path()).unwrap();
+    let want = store("Europe/Madrid");
+    ingest(&want, &lines).unwrap();
+    assert_eq!(all_documents(&reopened), all_documents(&want));
+    let left: Vec<_> = std::fs::read_dir(d.path().join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "the spool is emptied: {left:?}");
+    // Filing the same records again: every event a duplicate, nothing changes.
+    let mut spool = Spool::open(d.path()).unwrap();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    spool.append("w", &refs).unwrap();
+    let segment = spool.rotate().unwrap().unwrap();
+    spool::file_segment(&reopened, &segment).unwrap();
+    assert_eq!(all_documents(&reopened), all_documents(&want));
+}
+
+/// The server's duplicate check: the ids of a workspace that are stored, exactly, and
+/// its filter of ids holds each of them.
+#[test]
+fn stored_ids_are_found_by_id_and_held_by_the_filter() {
+    let s = store("UTC");
+    let lines = [
+        recv("m1", "2026-01-05T10:00:00Z", "a", "wa"),
+        recv("m2", "2026-01-05T10:01:00Z", "b", "wa"),
+    ];
+    ingest(&s, &lines).unwrap();
+    let ids: Vec<String> = parley_store::validate(lines.join("\n").as_bytes())
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    let mut asked: Vec<&str> = ids.iter().map(String::as_str).collect();
+    asked.push("never-sent");
+    let found = s.stored_ids("w", &asked).unwrap();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(ids.iter().all(|id| found.contains(id)));
+    let filter = s.id_filter("w", 10).unwrap();
+    assert!(ids.iter().all(|id| filter.may_contain(id)));
+    // Validation refuses what ingest refuses, with the same words.
+    let bad = format!("{}\n\n{{\"id\":\"x\"}}", lines[0]);
+    let refused = parley_store::validate(bad.as_bytes())
+        .unwrap_err()
+        .to_string();
+    let by_ingest = s
+        .ingest("w", &mut bad.as_bytes(), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert_eq!(refused, by_ingest);
+    assert!(refused.contains("line 3"), "{refused}");
+}

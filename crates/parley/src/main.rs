@@ -584,6 +584,7 @@ fn serve(
             .chain([local.clone()])
             .collect(),
         body_limit: options.body_limit,
+        data_dir: data.to_path_buf(),
     };
     let listen = options.listen;
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;

@@ -1155,3 +1155,91 @@ fn the_demo_serves_a_simulated_workspace_and_its_curl_line_works() {
     );
     interrupt(child);
 }
+
+/// An acknowledged batch is durable before it is filed into the database: with the
+/// filer held (`PARLEY_HOLD_SPOOL`), a read that may wait 100 ms answers at once with
+/// the facts derived so far and says how many batches it leaves out; a bad wait is a
+/// 400; after a `kill -9`, the CLI (which files the spool when it opens the data dir)
+/// reports every acknowledged event, as one ingest of them does.
+#[test]
+fn acknowledged_batches_survive_in_the_spool_and_reads_may_bound_their_wait() {
+    let (d, ra, ia, _, _) = setup();
+    let mut child = Command::new(bin())
+        .arg("--data")
+        .arg(d.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PARLEY_HOLD_SPOOL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("it says where it listens").unwrap();
+        if let Some(rest) = line.split("serving http://").nth(1) {
+            break format!("http://{}", rest.split('/').next().unwrap());
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let events: Vec<&str> = EVENTS.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (half, rest) = events.split_at(events.len() / 2);
+    let url = format!("{base}/api/v1/workspaces/a/events");
+    let (s1, b1) = post_ndjson(&url, &ia, &half.join("\n"));
+    let (s2, b2) = post_ndjson(&url, &ia, &rest.join("\n"));
+    assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
+    let accepted =
+        json(&b1)["accepted"].as_i64().unwrap() + json(&b2)["accepted"].as_i64().unwrap();
+
+    let report = format!("{base}/api/v1/workspaces/a/reports/messages?{}", view());
+    let agent = agent();
+    let ask = |wait: &str| {
+        let request = ureq::http::Request::builder()
+            .uri(report.as_str())
+            .header("Authorization", format!("Bearer {ra}"))
+            .header("Parley-Max-Wait", wait)
+            .body(Vec::new())
+            .unwrap();
+        let mut response = agent.run(request).unwrap();
+        let pending = response
+            .headers()
+            .get("parley-pending")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), pending, body)
+    };
+    let started = std::time::Instant::now();
+    let (status, pending, body) = ask("100");
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(pending.as_deref(), Some("2"), "two batches left out");
+    assert_eq!(
+        json(&body)["components"]["incoming_by_channel"]["total"],
+        0,
+        "nothing is derived while the spool is held"
+    );
+    let (status, _, body) = ask("soon");
+    assert_eq!(status, 400);
+    assert!(body.contains("parley-max-wait"), "{body}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(d.path().join("spool").read_dir().unwrap().next().is_some());
+    let want = tempfile::tempdir().unwrap();
+    cli_ok(
+        want.path(),
+        &["workspace", "create", "a", "--timezone", "Europe/Madrid"],
+    );
+    let whole = std::env::temp_dir().join(format!("parley-spool-{}.ndjson", std::process::id()));
+    std::fs::write(&whole, EVENTS).unwrap();
+    let summary = json(&cli_ok(
+        want.path(),
+        &["ingest", "--workspace", "a", whole.to_str().unwrap()],
+    ));
+    std::fs::remove_file(&whole).unwrap();
+    assert_eq!(summary["accepted"].as_i64().unwrap(), accepted);
+    assert_eq!(messages_report(d.path()), messages_report(want.path()));
+    assert!(
+        d.path().join("spool").read_dir().unwrap().next().is_none(),
+        "the CLI filed and emptied the spool"
+    );
+}
