@@ -4,11 +4,12 @@
 //!
 //! Bearer tokens are scoped to one workspace and to `ingest` or `read`; a token of
 //! another workspace gets the same 404 as a workspace that does not exist. A
-//! server-wide admin token creates workspaces and tokens. Ingest files a batch durably
-//! (deferred derivation) before it answers 200, and one background task derives the
-//! facts of all the batches waiting, on a connection of its own beside the filings; a
-//! read waits for the batches acknowledged before it and sees each batch whole or not
-//! at all, never half-applied.
+//! server-wide admin token creates workspaces and tokens. Ingest validates a batch,
+//! counts its duplicates and writes it durably to the spool before it answers 200
+//! (`filing.rs`); a filer thread files the spool into the database and one background
+//! task derives the facts of all the batches filed, on a connection of its own beside
+//! the filings; a read waits for the batches acknowledged before it (or at most
+//! `Parley-Max-Wait`) and sees each batch whole or not at all, never half-applied.
 
 mod error;
 mod filing;

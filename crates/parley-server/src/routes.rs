@@ -531,7 +531,7 @@ async fn ingest(
         reply,
     };
     if st.filings.send(filing).is_err() {
-        tracing::error!("the group committer has stopped");
+        tracing::error!("the acker has stopped");
         return Err(ApiError::internal());
     }
     let summary = match outcome.await {
