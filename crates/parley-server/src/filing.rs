@@ -32,7 +32,7 @@ pub(crate) struct Filing {
 /// Batches acknowledged together at most, and their bytes at most (past the first).
 const GROUP_BATCHES: usize = 64;
 const GROUP_BYTES: usize = 64 * 1024 * 1024;
-/// Ids a filter is built with room for beyond the stored ones.
+/// Ids a filter is built with room for beyond the stored ones, at least.
 const SPARE_IDS: usize = 1 << 20;
 
 /// What the acker and the filer share.
@@ -40,13 +40,24 @@ pub(crate) struct Spooled {
     spool: Spool,
     /// Per workspace: ids acknowledged and not yet filed.
     in_flight: HashMap<String, HashSet<String>>,
-    /// Per workspace: every id stored or in flight (and a few more).
-    filters: HashMap<String, IdFilter>,
-    /// Batches spooled since the last rotation: workspace, generation, ids.
-    pending: Vec<(String, u64, Vec<String>)>,
+    /// Per workspace: filters that together hold every id stored or in flight (and a
+    /// few more). When the last is full a larger one is added, instead of scanning the
+    /// stored ids again (seconds at 20 million, with every post waiting).
+    filters: HashMap<String, Vec<IdFilter>>,
+    /// Batches spooled in the current segment: workspace, generation, ids.
+    pending: Vec<Batch>,
+    /// Closed segments waiting for the filer, oldest first, with their batches.
+    closed: std::collections::VecDeque<(std::path::PathBuf, Vec<Batch>)>,
     /// Set when the server stops: the filer files what is left and ends.
     stopping: bool,
 }
+
+/// A spooled batch: its workspace, its generation, its new ids.
+type Batch = (String, u64, Vec<String>);
+
+/// A segment is closed for filing past this size, so that the filer reads a bounded
+/// one at a time however far behind it is.
+const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 
 /// The shared state and the filer's wake-up call.
 pub(crate) type Shared = Arc<(Mutex<Spooled>, Condvar)>;
@@ -58,6 +69,7 @@ pub(crate) fn shared(spool: Spool) -> Shared {
             in_flight: HashMap::new(),
             filters: HashMap::new(),
             pending: Vec::new(),
+            closed: Default::default(),
             stopping: false,
         }),
         Condvar::new(),
@@ -69,7 +81,7 @@ pub(crate) fn shared(spool: Spool) -> Shared {
 pub(crate) fn prepare(store: &DuckStore, shared: &Shared) -> Result<(), StoreError> {
     for ws in parley_store::Store::workspaces(store)? {
         let filter = store.id_filter(&ws.id, SPARE_IDS)?;
-        lock(shared).filters.insert(ws.id, filter);
+        lock(shared).filters.insert(ws.id, vec![filter]);
     }
     Ok(())
 }
@@ -150,7 +162,8 @@ fn acknowledge(
                 s.spool.append(&f.ws, &lines)?;
                 appended = true;
                 let ids: Vec<String> = new.iter().map(|&i| events[i].1.clone()).collect();
-                let filter = s.filters.get_mut(&f.ws).expect("built by new_events");
+                let filters = s.filters.get_mut(&f.ws).expect("built by new_events");
+                let filter = filters.last_mut().expect("one at least");
                 ids.iter().for_each(|id| filter.insert(id));
                 s.in_flight
                     .entry(f.ws.clone())
@@ -173,7 +186,7 @@ fn acknowledge(
     }
     let checked_at = std::time::Instant::now();
     if appended {
-        if let Err(e) = s.spool.sync() {
+        if let Err(e) = sync_and_close(&mut s) {
             tracing::error!(error = %e, "the spool could not be synced");
             let reason = e.to_string();
             return outcomes
@@ -192,6 +205,24 @@ fn acknowledge(
     outcomes
 }
 
+/// Makes the records appended durable, and closes the segment for the filer once it
+/// is large enough.
+fn sync_and_close(s: &mut Spooled) -> Result<(), StoreError> {
+    s.spool.sync()?;
+    if s.spool.written() >= SEGMENT_BYTES {
+        // Durable already: a failed rotation only leaves the segment to the filer's.
+        match s.spool.rotate() {
+            Ok(Some(path)) => {
+                let batches = std::mem::take(&mut s.pending);
+                s.closed.push_back((path, batches));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "the spool could not be rotated"),
+        }
+    }
+    Ok(())
+}
+
 /// The indexes of the batch's events that are new (the first of each id in the batch,
 /// neither in flight nor stored), and how many ids were looked up in the table.
 fn new_events(
@@ -200,19 +231,25 @@ fn new_events(
     ws: &str,
     events: &[(&[u8], String)],
 ) -> Result<(Vec<usize>, usize), StoreError> {
-    let full = s.filters.get(ws).is_none_or(|f| f.room() < events.len());
-    if full {
-        // Built from the table, with the ids in flight (not stored yet).
-        let in_flight = s.in_flight.get(ws);
-        let spare = SPARE_IDS + in_flight.map_or(0, HashSet::len);
-        let mut filter = store.id_filter(ws, spare)?;
-        in_flight
-            .into_iter()
-            .flatten()
-            .for_each(|id| filter.insert(id));
-        s.filters.insert(ws.to_string(), filter);
+    match s.filters.get_mut(ws) {
+        None => {
+            // Not built at start (a workspace created since): from the table, with the
+            // ids in flight.
+            let mut filter = store.id_filter(ws, SPARE_IDS)?;
+            s.in_flight
+                .get(ws)
+                .into_iter()
+                .flatten()
+                .for_each(|id| filter.insert(id));
+            s.filters.insert(ws.to_string(), vec![filter]);
+        }
+        Some(filters) if filters.last().is_none_or(|f| f.room() < events.len()) => {
+            let held: usize = filters.iter().map(IdFilter::capacity).sum();
+            filters.push(IdFilter::with_capacity(SPARE_IDS.max(held)));
+        }
+        Some(_) => {}
     }
-    let filter = &s.filters[ws];
+    let filters = &s.filters[ws];
     let in_flight = s.in_flight.get(ws);
     let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let mut first = Vec::with_capacity(events.len());
@@ -221,7 +258,7 @@ fn new_events(
         if !seen.insert(id.as_str()) || in_flight.is_some_and(|f| f.contains(id)) {
             continue;
         }
-        if filter.may_contain(id) {
+        if filters.iter().any(|f| f.may_contain(id)) {
             maybe.push(id);
         }
         first.push(i);
@@ -247,23 +284,26 @@ pub(crate) fn filer(
     loop {
         let (segment, batches) = {
             let mut s = lock(&shared);
-            while (s.pending.is_empty() || hold) && !s.stopping {
+            while (s.pending.is_empty() && s.closed.is_empty() || hold) && !s.stopping {
                 s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
             }
-            if s.pending.is_empty() {
+            if let Some(next) = s.closed.pop_front() {
+                next
+            } else if s.pending.is_empty() {
                 return;
-            }
-            match s.spool.rotate() {
-                Ok(Some(path)) => (path, std::mem::take(&mut s.pending)),
-                Ok(None) => {
-                    s.pending.clear();
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the spool could not be rotated; retrying");
-                    drop(s);
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    continue;
+            } else {
+                match s.spool.rotate() {
+                    Ok(Some(path)) => (path, std::mem::take(&mut s.pending)),
+                    Ok(None) => {
+                        s.pending.clear();
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the spool could not be rotated; retrying");
+                        drop(s);
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        continue;
+                    }
                 }
             }
         };

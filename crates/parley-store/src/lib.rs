@@ -410,7 +410,9 @@ impl DuckStore {
         })
     }
 
-    /// A filter of every event id stored in `workspace`, with room for `spare` more.
+    /// A filter of every event id stored in `workspace`, with room for as many more
+    /// again, and at least `spare` more (so that rebuilding it as ids arrive, a scan of
+    /// them all, happens a logarithmic number of times).
     pub fn id_filter(&self, workspace: &str, spare: usize) -> Result<IdFilter, StoreError> {
         self.read(|conn| {
             let n: i64 = conn.query_row(
@@ -418,7 +420,8 @@ impl DuckStore {
                 [workspace],
                 |r| r.get(0),
             )?;
-            let mut filter = IdFilter::with_capacity(n as usize + spare);
+            let n = n as usize;
+            let mut filter = IdFilter::with_capacity(n + spare.max(n));
             let mut stmt = conn.prepare("SELECT id FROM event_ids WHERE workspace = ?")?;
             for batch in stmt.query_arrow([workspace])? {
                 use duckdb::arrow::array::AsArray;

@@ -200,9 +200,14 @@ impl IdFilter {
         self.bloom.may_contain(IdFilter::hash(id))
     }
 
-    /// How many more ids it takes before it should be built again, larger.
+    /// How many more ids it takes before it is too full to be useful.
     pub fn room(&self) -> usize {
         self.bloom.room()
+    }
+
+    /// How many ids it was made for.
+    pub fn capacity(&self) -> usize {
+        self.bloom.capacity
     }
 }
 

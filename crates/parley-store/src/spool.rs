@@ -96,6 +96,11 @@ impl Spool {
         Ok(())
     }
 
+    /// Bytes in the current segment.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Makes every record appended so far durable.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.current.sync_data().map_err(|e| io(&self.dir, e))
