@@ -57,7 +57,7 @@ type Batch = (String, u64, Vec<String>);
 
 /// A segment is closed for filing past this size, so that the filer reads a bounded
 /// one at a time however far behind it is.
-const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The shared state and the filer's wake-up call.
 pub(crate) type Shared = Arc<(Mutex<Spooled>, Condvar)>;
