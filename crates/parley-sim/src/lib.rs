@@ -372,6 +372,22 @@ impl Out<'_> {
         self.line.push(b'"');
     }
 
+    /// `,"key":{"f":"v",…}` (values escaped; `None` fields left out).
+    fn object(&mut self, key: &str, fields: &[(&str, Option<&str>)]) {
+        self.key(key);
+        let mut first = true;
+        for (name, value) in fields {
+            if let Some(value) = value {
+                self.line.push(if first { b'{' } else { b',' });
+                first = false;
+                push_str(&mut self.line, name);
+                self.line.push(b':');
+                push_str(&mut self.line, value);
+            }
+        }
+        self.line.push(b'}');
+    }
+
     fn raw(&mut self, text: &str) {
         self.line.extend_from_slice(text.as_bytes());
     }
@@ -416,7 +432,7 @@ impl Out<'_> {
         let day = at.div_euclid(DAY);
         if day != self.day {
             self.day = day;
-            let (y, m, d) = civil_from_days(day);
+            let (y, m, d) = parley_core::time::civil_from_days(day);
             let text = format!("{y:04}-{m:02}-{d:02}T");
             self.prefix.copy_from_slice(text.as_bytes());
         }
@@ -438,20 +454,6 @@ impl Out<'_> {
         self.line.push(b'0' + (ms % 10) as u8);
         self.line.push(b'Z');
     }
-}
-
-/// The civil date of a day counted from 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 fn push_u64(buf: &mut Vec<u8>, mut n: u64) {
@@ -610,12 +612,8 @@ impl Sim<'_> {
         let at = self.start - DAY;
         for (id, name) in TEAMS {
             self.out.begin("team.upserted", at);
-            self.out.key("team");
-            self.out.raw("{\"id\":");
-            push_str(&mut self.out.line, id);
-            self.out.raw(",\"name\":");
-            push_str(&mut self.out.line, name);
-            self.out.raw("}");
+            self.out
+                .object("team", &[("id", Some(id)), ("name", Some(name))]);
             self.out.end(&mut self.rng)?;
         }
         // Shifts: early 7-15, day 9-17, late 14-22; every fifth agent also works weekends.
@@ -640,14 +638,12 @@ impl Sim<'_> {
         self.user(at, &lead, "Marta Jefa de equipo", Some("t-support"))?;
         for (id, name, kind, _) in CHANNELS {
             self.out.begin("channel.upserted", at);
-            self.out.key("channel");
-            self.out.raw("{\"id\":");
-            push_str(&mut self.out.line, id);
-            self.out.raw(",\"name\":");
-            push_str(&mut self.out.line, name);
-            self.out.raw(",\"kind\":");
-            push_str(&mut self.out.line, kind);
-            self.out.raw("}");
+            let fields = [
+                ("id", Some(*id)),
+                ("name", Some(*name)),
+                ("kind", Some(*kind)),
+            ];
+            self.out.object("channel", &fields);
             self.out.end(&mut self.rng)?;
         }
         // Mid-period: the old WhatsApp number is retired; the second agent leaves a
@@ -666,16 +662,8 @@ impl Sim<'_> {
 
     fn user(&mut self, at: i64, id: &str, name: &str, team: Option<&str>) -> Result<(), SimError> {
         self.out.begin("user.upserted", at);
-        self.out.key("user");
-        self.out.raw("{\"id\":");
-        push_str(&mut self.out.line, id);
-        self.out.raw(",\"name\":");
-        push_str(&mut self.out.line, name);
-        if let Some(team) = team {
-            self.out.raw(",\"team_id\":");
-            push_str(&mut self.out.line, team);
-        }
-        self.out.raw("}");
+        let fields = [("id", Some(id)), ("name", Some(name)), ("team_id", team)];
+        self.out.object("user", &fields);
         self.out.end(&mut self.rng)?;
         Ok(())
     }
@@ -813,12 +801,9 @@ impl Sim<'_> {
                 pick(&mut self.rng, CONTACT_SOURCES)
             };
             self.out.begin("contact.added", added_at);
-            self.out.key("contact");
-            self.out.raw("{\"id\":\"c");
-            push_u64(&mut self.out.line, c);
-            self.out.raw("\",\"name\":");
-            push_str(&mut self.out.line, &name);
-            self.out.raw("}");
+            let id = format!("c{c}");
+            self.out
+                .object("contact", &[("id", Some(&id)), ("name", Some(&name))]);
             self.out.s("source", contact_source);
             if contact_source == "user" {
                 let a = any_agent(self);
@@ -830,12 +815,9 @@ impl Sim<'_> {
         } else if self.rng.random_bool(0.05) {
             let name = self.contact_name();
             self.out.begin("contact.updated", at - MINUTE);
-            self.out.key("contact");
-            self.out.raw("{\"id\":\"c");
-            push_u64(&mut self.out.line, c);
-            self.out.raw("\",\"name\":");
-            push_str(&mut self.out.line, &name);
-            self.out.raw("}");
+            let id = format!("c{c}");
+            self.out
+                .object("contact", &[("id", Some(&id)), ("name", Some(&name))]);
             self.out.end(&mut self.rng)?;
         }
         let v = self.next_conversation;
@@ -1103,14 +1085,8 @@ impl Sim<'_> {
     }
 
     fn content(&mut self, kind: &str, text: Option<&str>) {
-        self.out.key("content");
-        self.out.raw("{\"type\":");
-        push_str(&mut self.out.line, kind);
-        if let Some(text) = text {
-            self.out.raw(",\"text\":");
-            push_str(&mut self.out.line, text);
-        }
-        self.out.raw("}");
+        self.out
+            .object("content", &[("type", Some(kind)), ("text", text)]);
     }
 
     /// An outgoing message and its receipts: delivered and read after a while, now and
@@ -1235,12 +1211,9 @@ impl Sim<'_> {
             self.out.s("source", "broadcast");
             self.out.s("message_type", "whatsapp_template");
             self.out.s("subtype", template);
-            self.out.key("broadcast");
-            self.out.raw("{\"id\":\"b");
-            push_u64(&mut self.out.line, b);
-            self.out.raw("\",\"name\":");
-            push_str(&mut self.out.line, &broadcast_name);
-            self.out.raw("}");
+            let id = format!("b{b}");
+            let fields = [("id", Some(id.as_str())), ("name", Some(&broadcast_name))];
+            self.out.object("broadcast", &fields);
             self.content("template", Some(name));
             self.out.end(&mut self.rng)?;
             if self.rng.random_bool(0.5) {
@@ -1262,25 +1235,5 @@ impl Sim<'_> {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates_round_trip_through_jiff() {
-        for day in [-1, 0, 59, 365, 11_016, 20_424, 20_788, 100_000] {
-            let (y, m, d) = civil_from_days(day);
-            let want = Date::constant(1970, 1, 1)
-                .checked_add(jiff::Span::new().days(day))
-                .unwrap();
-            assert_eq!(
-                (y, m as i8, d as i8),
-                (i64::from(want.year()), want.month(), want.day()),
-                "day {day}"
-            );
-        }
     }
 }

@@ -43,12 +43,22 @@ type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
 /// Starts `parley serve` on an ephemeral port: the process, its base URL and the rest of
 /// its log.
 fn spawn_server(data: &Path, extra: &[&str]) -> (Child, String, LogLines) {
+    spawn_server_with(data, extra, &[])
+}
+
+/// `spawn_server` with more environment variables.
+fn spawn_server_with(
+    data: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String, LogLines) {
     let mut child = Command::new(bin())
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
         .env("PARLEY_ADMIN_TOKEN", ADMIN)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1164,22 +1174,7 @@ fn the_demo_serves_a_simulated_workspace_and_its_curl_line_works() {
 #[test]
 fn acknowledged_batches_survive_in_the_spool_and_reads_may_bound_their_wait() {
     let (d, ra, ia, _, _) = setup();
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(d.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PARLEY_HOLD_SPOOL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("it says where it listens").unwrap();
-        if let Some(rest) = line.split("serving http://").nth(1) {
-            break format!("http://{}", rest.split('/').next().unwrap());
-        }
-    };
+    let (mut child, base, lines) = spawn_server_with(d.path(), &[], &[("PARLEY_HOLD_SPOOL", "1")]);
     std::thread::spawn(move || for _ in lines {});
     let events: Vec<&str> = EVENTS.lines().filter(|l| !l.trim().is_empty()).collect();
     let (half, rest) = events.split_at(events.len() / 2);
