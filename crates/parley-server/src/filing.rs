@@ -52,6 +52,13 @@ pub(crate) struct Spooled {
     stopping: bool,
 }
 
+impl Spooled {
+    /// Events acknowledged and not filed yet.
+    fn unfiled(&self) -> usize {
+        self.in_flight.values().map(HashSet::len).sum()
+    }
+}
+
 /// A spooled batch: its workspace, its generation, its new ids.
 type Batch = (String, u64, Vec<String>);
 
@@ -96,8 +103,18 @@ pub(crate) fn acker(
     shared: Shared,
     progress: Arc<Mutex<Progress>>,
     filings: std::sync::mpsc::Receiver<Filing>,
+    max_unfiled: usize,
 ) {
     while let Ok(first) = filings.recv() {
+        // Backpressure: past `max_unfiled` events acknowledged and not filed, posts
+        // wait for the filer (their answers come later) instead of the spool and the
+        // ids in flight growing without bound.
+        {
+            let mut s = lock(&shared);
+            while s.unfiled() > max_unfiled && !s.stopping {
+                s = shared.1.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+        }
         let mut group = vec![first];
         let mut bytes = group[0].lines.len();
         while group.len() < GROUP_BATCHES && bytes < GROUP_BYTES {
@@ -336,6 +353,8 @@ pub(crate) fn filer(
                 *g = (*g).max(*generation);
             }
         }
+        // Wakes the acker if it waits for room.
+        shared.1.notify_all();
         for (ws, g) in last {
             let _ = settle.send((ws, g));
         }

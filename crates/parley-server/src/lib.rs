@@ -40,7 +40,13 @@ pub struct Config {
     /// The data dir of the store: acknowledged batches are spooled in it
     /// (`parley_store::spool`).
     pub data_dir: std::path::PathBuf,
+    /// Events acknowledged and not yet filed at most: past it, posts wait for the
+    /// filer before they are acknowledged.
+    pub max_unfiled: usize,
 }
+
+/// `Config::max_unfiled` unless configured otherwise: about 300 MB of ids in flight.
+pub const DEFAULT_MAX_UNFILED: usize = 4_000_000;
 
 /// What every handler shares.
 pub(crate) struct AppState {
@@ -192,8 +198,13 @@ pub async fn serve(
     .map_err(std::io::Error::other)?
     .map_err(std::io::Error::other)?;
     let (app, background) = routes::app(store, config)?;
+    // From the stop on, the filer files everything and no post waits for room.
+    let draining = background.shared.clone();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            filing::stop(&draining);
+        })
         .await;
     background.stop().await;
     served
@@ -254,7 +265,10 @@ pub(crate) fn state(
         (store.clone(), shared.clone(), progress.clone());
     std::thread::Builder::new()
         .name("parley-acker".into())
-        .spawn(move || filing::acker(acker_store, acker_shared, acker_progress, waiting))?;
+        .spawn({
+            let max = config.max_unfiled;
+            move || filing::acker(acker_store, acker_shared, acker_progress, waiting, max)
+        })?;
     let (filer_store, filer_shared) = (store.clone(), shared.clone());
     let filer = std::thread::Builder::new()
         .name("parley-filer".into())

@@ -152,6 +152,10 @@ enum Command {
         /// The largest request body accepted, in bytes (413 beyond).
         #[arg(long, default_value_t = parley_server::DEFAULT_BODY_LIMIT)]
         max_body: usize,
+        /// Events acknowledged and not yet filed into the database at most: past it,
+        /// posts wait for the filer before they are answered (backpressure).
+        #[arg(long, default_value_t = parley_server::DEFAULT_MAX_UNFILED)]
+        max_unfiled: usize,
         /// Request logs on stderr as text lines, or as one JSON object per line (for log
         /// shippers). `PARLEY_LOG` sets the level (default info).
         #[arg(long, value_enum, default_value = "text")]
@@ -507,6 +511,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             admin_token_file,
             max_body,
+            max_unfiled,
             log_format,
         } => {
             let admin_token = match admin_token_file {
@@ -525,6 +530,7 @@ fn run(cli: Cli) -> Result<()> {
                 listen,
                 admin_token,
                 body_limit: max_body,
+                max_unfiled,
                 fallback_port: false,
             };
             serve(&data, store, options, |addr| {
@@ -558,6 +564,8 @@ struct ServeOptions {
     /// The operator's admin token, if any.
     admin_token: Option<String>,
     body_limit: usize,
+    /// Events acknowledged and not yet filed at most (`parley_server::Config`).
+    max_unfiled: usize,
     /// Listen on another free port of the same address if `listen`'s is taken.
     fallback_port: bool,
 }
@@ -585,6 +593,7 @@ fn serve(
             .collect(),
         body_limit: options.body_limit,
         data_dir: data.to_path_buf(),
+        max_unfiled: options.max_unfiled,
     };
     let listen = options.listen;
     let runtime = tokio::runtime::Runtime::new().context("could not start the async runtime")?;
@@ -814,6 +823,7 @@ fn demo(
         listen: listen.to_string(),
         admin_token: None,
         body_limit: parley_server::DEFAULT_BODY_LIMIT,
+        max_unfiled: parley_server::DEFAULT_MAX_UNFILED,
         fallback_port: true,
     };
     serve(&dir, store, options, |addr| {

@@ -1238,3 +1238,66 @@ fn acknowledged_batches_survive_in_the_spool_and_reads_may_bound_their_wait() {
         "the CLI filed and emptied the spool"
     );
 }
+
+/// Backpressure: past `--max-unfiled` events acknowledged and not filed, a post waits
+/// for the filer instead of being acknowledged; with the filer held it is answered
+/// only once a graceful stop files the spool, and then nothing is lost.
+#[test]
+fn posts_wait_for_the_filer_past_the_unfiled_limit() {
+    let (d, _, ia, _, _) = setup();
+    let (mut child, base, lines) = spawn_server_with(
+        d.path(),
+        &["--max-unfiled", "100"],
+        &[("PARLEY_HOLD_SPOOL", "1")],
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let batch = |k: usize| {
+        (0..60)
+            .map(|i| {
+                let n = k * 60 + i;
+                format!(
+                    r#"{{"id":"bp{n}","type":"message.received","at":"2025-10-26T10:00:00Z","message_id":"bpm{n}","contact_id":"c{}","channel_id":"wa","content":{{"type":"text","text":"hola"}}}}"#,
+                    n % 7
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let url = format!("{base}/api/v1/workspaces/a/events");
+    for k in 0..2 {
+        let (status, body) = post_ndjson(&url, &ia, &batch(k));
+        assert_eq!(status, 200, "{body}");
+    }
+    // 120 unfiled > 100: the third post waits.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (third_url, token, third) = (url.clone(), ia.clone(), batch(2));
+    std::thread::spawn(move || tx.send(post_ndjson(&third_url, &token, &third)).unwrap());
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(1500))
+            .is_err(),
+        "a post past the limit is not acknowledged while the filer is held"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let (status, body) = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["accepted"], 60);
+    assert!(child.wait().unwrap().success());
+    let doc = json(&cli_ok(
+        d.path(),
+        &[
+            "report",
+            "messages",
+            "--workspace",
+            "a",
+            "--from",
+            "2025-10-26",
+            "--to",
+            "2025-10-26",
+        ],
+    ));
+    assert_eq!(doc["components"]["incoming_by_channel"]["total"], 180);
+}
