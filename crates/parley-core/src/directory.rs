@@ -100,6 +100,16 @@ impl Directory {
         self.channels.get(id).map_or(id, String::as_str)
     }
 
+    /// Users offered as filter values: every user not deleted, by name.
+    pub fn offered_users(&self) -> Vec<(String, String)> {
+        by_name(&self.users)
+    }
+
+    /// Teams offered as filter values, by name.
+    pub fn offered_teams(&self) -> Vec<(String, String)> {
+        by_name(&self.teams)
+    }
+
     /// Channels offered as filter values: every named channel not deleted.
     pub fn offered_channels(&self) -> Vec<(String, String)> {
         let mut v: Vec<_> = self
@@ -111,6 +121,16 @@ impl Directory {
         v.sort();
         v
     }
+}
+
+/// `(id, name)` pairs sorted by name, then id.
+fn by_name(names: &HashMap<String, String>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = names
+        .iter()
+        .map(|(id, name)| (id.clone(), name.clone()))
+        .collect();
+    v.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    v
 }
 
 /// Each user's team over time: the `team_id` of its last upsert at or before an instant.
@@ -183,6 +203,14 @@ mod tests {
         ]);
         let d = Directory::from_events(&evs);
         assert_eq!(d.user("u"), "u", "the last directory event is a delete");
+        assert!(
+            d.offered_users().is_empty(),
+            "a deleted user is not offered"
+        );
+        assert_eq!(
+            d.offered_teams(),
+            [("t2".to_string(), "Support".to_string())]
+        );
         assert_eq!(d.team("t2"), "Support");
         let spans = team_spans(&evs);
         assert_eq!(

@@ -524,7 +524,9 @@ pub enum FilterError {
     },
 }
 
-fn enum_values(report: Report, name: &str) -> Option<Vec<&'static str>> {
+/// The wire values an enumerated filter takes, in SPEC order; `None` for a filter that
+/// is not enumerated (channels, users, teams, categories, broadcasts, contacts, ids).
+pub fn enum_values(report: Report, name: &str) -> Option<Vec<&'static str>> {
     fn wires<T: Copy>(all: &[T], f: fn(T) -> &'static str) -> Vec<&'static str> {
         all.iter().map(|v| f(*v)).collect()
     }

@@ -11,6 +11,7 @@
 //! the filings; a read waits for the batches acknowledged before it (or at most
 //! `Parley-Max-Wait`) and sees each batch whole or not at all, never half-applied.
 
+mod dashboard;
 mod error;
 mod filing;
 mod routes;
@@ -64,10 +65,17 @@ pub(crate) struct AppState {
     reports: std::sync::Mutex<ReportCache>,
     /// Batches to acknowledge, for the acker (`filing.rs`).
     pub(crate) filings: std::sync::mpsc::Sender<filing::Filing>,
+    /// The dashboard's sessions and filter values.
+    pub(crate) dash: dashboard::DashState,
 }
 
-type ReportCache =
-    std::collections::HashMap<String, (u64, std::collections::HashMap<String, Arc<String>>)>;
+type ReportCache = std::collections::HashMap<
+    String,
+    (
+        u64,
+        std::collections::HashMap<String, Arc<parley_core::doc::ReportDoc>>,
+    ),
+>;
 
 /// Report documents kept per workspace at most.
 const CACHED_REPORTS: usize = 256;
@@ -143,7 +151,12 @@ impl AppState {
     }
 
     /// A report document computed for the same query at the same derived state.
-    pub(crate) fn cached(&self, ws: &str, generation: u64, key: &str) -> Option<Arc<String>> {
+    pub(crate) fn cached(
+        &self,
+        ws: &str,
+        generation: u64,
+        key: &str,
+    ) -> Option<Arc<parley_core::doc::ReportDoc>> {
         let cache = self.reports.lock().expect("cache lock");
         cache
             .get(ws)
@@ -152,7 +165,13 @@ impl AppState {
     }
 
     /// Keeps a report document for the readers of the same query at the same state.
-    pub(crate) fn cache(&self, ws: &str, generation: u64, key: String, doc: Arc<String>) {
+    pub(crate) fn cache(
+        &self,
+        ws: &str,
+        generation: u64,
+        key: String,
+        doc: Arc<parley_core::doc::ReportDoc>,
+    ) {
         let mut cache = self.reports.lock().expect("cache lock");
         let entry = cache
             .entry(ws.to_string())
@@ -286,6 +305,7 @@ pub(crate) fn state(
         rounds: round_rx,
         reports: Default::default(),
         filings,
+        dash: Default::default(),
     });
     Ok((
         state,

@@ -40,7 +40,10 @@ pub(crate) fn app(
         api.to_pretty_json()
             .expect("the OpenAPI document serializes"),
     );
+    // The dashboard's pages beside the API (not in the OpenAPI document: they answer
+    // HTML to a browser's session, not JSON to a token).
     let router = router
+        .merge(crate::dashboard::routes())
         .layer(axum::Extension(OpenApiDocument(document)))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -604,27 +607,40 @@ async fn report(
     authorize(&st, &headers, &ws, Scope::Read).await?;
     let report = request::report(&report)?;
     let view = Params::parse(query.as_deref(), VIEW)?.view();
-    let pending = st.settled(&ws, max_wait(&headers)?).await?;
-    let generation = st.settled_generation(&ws);
-    let (store, w) = (st.store.clone(), ws.clone());
+    let (doc, pending) = report_doc(&st, &ws, report, view, max_wait(&headers)?).await?;
+    Ok(with_pending(
+        json_text(StatusCode::OK, pretty(&*doc)?),
+        pending,
+    ))
+}
+
+/// A report document, for the API and the dashboard alike: after the batches
+/// acknowledged before the call are derived (or `wait` has passed: the number still
+/// pending comes back), from the cache of documents at the same derived state.
+pub(crate) async fn report_doc(
+    st: &AppState,
+    ws: &str,
+    report: parley_core::report::Report,
+    view: View,
+    wait: Option<std::time::Duration>,
+) -> Result<(Arc<parley_core::doc::ReportDoc>, u64), ApiError> {
+    let pending = st.settled(ws, wait).await?;
+    let generation = st.settled_generation(ws);
+    let (store, w) = (st.store.clone(), ws.to_string());
     let q = blocking(move || parley_store::query(&*store, &w, report, &view)).await?;
     // The query resolved (range instants included): the same key is the same document
     // at the same derived state.
     let key = format!("{q:?}");
-    let text = match st.cached(&ws, generation, &key) {
-        Some(text) => text,
+    let doc = match st.cached(ws, generation, &key) {
+        Some(doc) => doc,
         None => {
             let store = st.store.clone();
-            let doc = blocking(move || store.report(&q)).await?;
-            let text = Arc::new(pretty(&doc)?);
-            st.cache(&ws, generation, key, text.clone());
-            text
+            let doc = Arc::new(blocking(move || store.report(&q)).await?);
+            st.cache(ws, generation, key, doc.clone());
+            doc
         }
     };
-    Ok(with_pending(
-        json_text(StatusCode::OK, text.as_str().to_owned()),
-        pending,
-    ))
+    Ok((doc, pending))
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/reports/{report}/logs/{log}", tag = "reports", security(("bearer" = [])),
@@ -670,7 +686,7 @@ const CHUNK: usize = 64 * 1024;
 /// Streams a log's CSV export: the query is checked first (a bad one gets its status),
 /// then rows flow through a channel of a few chunks, so memory stays constant however
 /// many rows there are; a client that goes away stops the export.
-async fn export(
+pub(crate) async fn export(
     st: &AppState,
     ws: String,
     report: parley_core::report::Report,

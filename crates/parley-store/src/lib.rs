@@ -60,6 +60,24 @@ pub struct Query {
     pub filters: Filters,
 }
 
+/// The values a workspace's filters can be given (a dashboard's "+ Add filter"): its
+/// users, teams and channels not deleted, as `(id, name)` sorted by name, and the
+/// conversation categories and broadcast names its facts hold, sorted. At most
+/// `FilterOptions::MAX` of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterOptions {
+    pub users: Vec<(String, String)>,
+    pub teams: Vec<(String, String)>,
+    pub channels: Vec<(String, String)>,
+    pub categories: Vec<String>,
+    pub broadcasts: Vec<String>,
+}
+
+impl FilterOptions {
+    /// Values offered per dimension at most.
+    pub const MAX: usize = 500;
+}
+
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -182,6 +200,8 @@ pub trait Store: Send + Sync {
     /// Recomputes every fact of the workspace from its event log.
     fn rebuild(&self, workspace: &str) -> Result<(), StoreError>;
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError>;
+    /// The values the workspace's filters can be given.
+    fn filter_options(&self, workspace: &str) -> Result<FilterOptions, StoreError>;
     fn log_page(
         &self,
         q: &Query,
@@ -863,6 +883,13 @@ impl Store for DuckStore {
 
     fn report(&self, q: &Query) -> Result<ReportDoc, StoreError> {
         self.read_settled(&q.workspace.id, |conn| query::report(conn, q, self.cubes))
+    }
+
+    fn filter_options(&self, workspace: &str) -> Result<FilterOptions, StoreError> {
+        self.read_settled(workspace, |conn| {
+            known_workspace(conn, workspace)?;
+            query::filter_options(conn, workspace)
+        })
     }
 
     fn log_page(

@@ -17,7 +17,7 @@ use parley_core::time::{Bucket, BucketKind, Instant, LocalClock, Range};
 
 use crate::columns::plain_columns;
 use crate::ingest::load_directory_events;
-use crate::{Query, StoreError};
+use crate::{FilterOptions, Query, StoreError};
 
 const TEAM_JOIN_CLOSED: &str = "LEFT JOIN user_teams ut ON ut.workspace = x.workspace \
     AND ut.user_id = x.closed_by AND x.closed_at >= ut.valid_from AND x.closed_at < ut.valid_to";
@@ -490,6 +490,36 @@ fn count_dataset(
 
 pub(crate) fn directory(conn: &Connection, ws: &str) -> Result<Directory, StoreError> {
     Ok(Directory::from_events(&load_directory_events(conn, ws)?))
+}
+
+/// The values offered for the workspace's filters.
+pub(crate) fn filter_options(conn: &Connection, ws: &str) -> Result<FilterOptions, StoreError> {
+    let dir = directory(conn, ws)?;
+    let max = FilterOptions::MAX;
+    let distinct = |sql: &str| -> Result<Vec<String>, StoreError> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(duckdb::params![ws, max as i64], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let mut channels = dir.offered_channels();
+    channels.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    let cap = |mut v: Vec<(String, String)>| {
+        v.truncate(max);
+        v
+    };
+    Ok(FilterOptions {
+        users: cap(dir.offered_users()),
+        teams: cap(dir.offered_teams()),
+        channels: cap(channels),
+        categories: distinct(
+            "SELECT DISTINCT category FROM conversations WHERE workspace = ? \
+             AND category IS NOT NULL ORDER BY 1 LIMIT ?",
+        )?,
+        broadcasts: distinct(
+            "SELECT DISTINCT broadcast FROM messages WHERE workspace = ? \
+             AND broadcast IS NOT NULL ORDER BY 1 LIMIT ?",
+        )?,
+    })
 }
 
 /// A report; `cubes` lets datasets be counted from their cubes where they can be.

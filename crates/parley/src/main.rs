@@ -838,6 +838,12 @@ fn demo(
             "parley demo is ready ({:.1} s)\n",
             started.elapsed().as_secs_f64()
         );
+        // The dashboard's sign-in page, the token filled in and the demo's
+        // Conversations report next.
+        println!(
+            "  Dashboard  {url}/login?token={}&next=/w/{DEMO_WORKSPACE}/reports/conversations\n",
+            state.token
+        );
         println!("  API        {url}/api/v1");
         println!(
             "  workspace  {DEMO_WORKSPACE} ({DEMO_ZONE}), data in {}",

@@ -1,113 +1,16 @@
 //! The HTTP API as a client meets it: the real `parley serve` on 127.0.0.1:0 with a
 //! temp data dir, a real HTTP client, and the CLI on a second data dir for parity.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
 
 const EVENTS: &str = include_str!("examples/madrid-dst/events.ndjson");
 const NOW: &str = "2025-10-27T11:55:05+01:00";
-const ADMIN: &str = "admin-secret-for-tests";
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_parley")
-}
-
-fn cli(data: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("runs")
-}
-
-fn cli_ok(data: &Path, args: &[&str]) -> String {
-    let out = cli(data, args);
-    assert!(
-        out.status.success(),
-        "parley {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A running `parley serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-type LogLines = std::io::Lines<BufReader<std::process::ChildStderr>>;
-
-/// Starts `parley serve` on an ephemeral port: the process, its base URL and the rest of
-/// its log.
-fn spawn_server(data: &Path, extra: &[&str]) -> (Child, String, LogLines) {
-    spawn_server_with(data, extra, &[])
-}
-
-/// `spawn_server` with more environment variables.
-fn spawn_server_with(
-    data: &Path,
-    extra: &[&str],
-    env: &[(&str, &str)],
-) -> (Child, String, LogLines) {
-    let mut child = Command::new(bin())
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("PARLEY_ADMIN_TOKEN", ADMIN)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .unwrap();
-        if let Some(rest) = line.split("serving http://").nth(1) {
-            let addr = rest.split('/').next().unwrap();
-            break format!("http://{addr}");
-        }
-    };
-    (child, base, lines)
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Server {
-        let (child, base, lines) = spawn_server(data, extra);
-        // Keep draining its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
 
 /// (status, body, x-request-id).
 fn send(
