@@ -1066,6 +1066,42 @@ fn the_demo_serves_a_simulated_workspace_and_its_curl_line_works() {
         doc["components"]["opened"],
         "the second run serves the same data, not a second simulation"
     );
+    // The dashboard's URL: the sign-in page with the token filled in, which signs in
+    // to the demo's Conversations report.
+    let dashboard = again
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Dashboard"))
+        .map(|u| u.trim().to_string())
+        .expect("the dashboard's URL is printed");
+    assert!(dashboard.contains("/login?token="), "{dashboard}");
+    let (status, page) = get(&dashboard, "");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&format!(
+            r#"name="token" type="password" autocomplete="off" required value="{token}""#
+        )),
+        "{page}"
+    );
+    assert!(page.contains(r#"name="next" value="/w/demo/reports/conversations""#));
+    let base = dashboard.split("/login").next().unwrap();
+    let no_redirects: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let signed_in = no_redirects
+        .post(&format!("{base}/login"))
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!(
+            "token={token}&next=%2Fw%2Fdemo%2Freports%2Fconversations"
+        ))
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303);
+    assert_eq!(
+        signed_in.headers().get("location").unwrap(),
+        "/w/demo/reports/conversations"
+    );
+    assert!(signed_in.headers().get("set-cookie").is_some(), "a session");
     interrupt(child);
 }
 

@@ -338,6 +338,9 @@ fn the_dashboard_works_in_a_real_browser() {
         assert_eq!(c.text("h1"), title);
         assert!(c.url().contains("now="), "the view's now is kept");
         screenshot(&c, report);
+        // And the page's lower half: the log, scrolled to by its anchor.
+        c.goto(&format!("{}#log", c.url()));
+        screenshot(&c, &format!("{report}-log"));
     }
 
     // 3. Presets: the cards show the API's numbers for the same view.

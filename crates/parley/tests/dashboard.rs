@@ -276,7 +276,7 @@ fn each_report_page_renders_as_its_snapshot() {
     }
     // A filtered view in Spanish: chips, the placeholders, numbers and labels.
     let url = server.url(&format!(
-        "/w/a/reports/conversations?range=last_30_days&now={}&filter=closed_source=user&filter=opened_channel=wa&opened_by=source&lang=es",
+        "/w/a/reports/conversations?range=last_30_days&now={}&filter=closed_source=user&filter=opened_channel=tt&opened_by=source&lang=es",
         now_param(NOW)
     ));
     let p = page(&url, &session);

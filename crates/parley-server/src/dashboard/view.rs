@@ -136,20 +136,13 @@ fn component<'a>(doc: &'a ReportDoc, id: &str) -> Option<&'a ComponentDoc> {
 
 /// A bucket as shown on an axis: `09:00`, `Nov 18`, `W47`.
 fn bucket_label(lang: Lang, doc: &ReportDoc, b: &str) -> String {
-    let date = |s: &str| -> Option<(i32, u8, u8)> {
-        Some((
-            s.get(0..4)?.parse().ok()?,
-            s.get(5..7)?.parse().ok()?,
-            s.get(8..10)?.parse().ok()?,
-        ))
-    };
     match doc.range.bucket {
         "hour" => {
             let time = b.get(11..16).unwrap_or(b);
             if doc.range.from == doc.range.to {
                 time.to_string()
             } else {
-                date(b).map_or_else(
+                ymd(b).map_or_else(
                     || b.to_string(),
                     |(_, m, d)| format!("{} {time}", lang.day_month(m, d)),
                 )
@@ -159,10 +152,11 @@ fn bucket_label(lang: Lang, doc: &ReportDoc, b: &str) -> String {
             || b.to_string(),
             |(_, w)| format!("{}{w}", lang.ui().week_prefix),
         ),
-        _ => date(b).map_or_else(|| b.to_string(), |(_, m, d)| lang.day_month(m, d)),
+        _ => ymd(b).map_or_else(|| b.to_string(), |(_, m, d)| lang.day_month(m, d)),
     }
 }
 
+/// The year, month and day of a text that starts `YYYY-MM-DD`.
 fn ymd(s: &str) -> Option<(i32, u8, u8)> {
     Some((
         s.get(0..4)?.parse().ok()?,
@@ -368,7 +362,7 @@ fn breakdown_card(
         section class="card chart-card" id=(format!("c-{id}")) data-component=(id) {
             div class="card-head" {
                 h3 { (t) }
-                @if let Some(total) = c.total { @if c.status == "ok" { span class="total" { (ui.total) ": " strong data-total=(total) { (lang.int(total)) } } } }
+                @if let Some(total) = c.total { @if c.status == "ok" { span class="total" { (ui.total) (ui.colon) " " strong data-total=(total) { (lang.int(total)) } } } }
             }
             @if let Some(g) = switch {
                 div class="switch" role="group" aria-label=(ui.group_by) {
@@ -488,7 +482,9 @@ fn filter_name(lang: Lang, name: &str) -> String {
     lang.term_or(&format!("filter:{name}"), name).to_string()
 }
 
-/// The hidden inputs that carry a view through a GET form, but for `skip`.
+/// The hidden inputs that carry a view through a GET form: its range too when
+/// `keep_range` (the range form has its own fields), its filters, switches, log,
+/// `now` and language.
 fn hidden(v: &PageView, keep_range: bool) -> Markup {
     html! {
         @if keep_range {
@@ -501,6 +497,7 @@ fn hidden(v: &PageView, keep_range: bool) -> Markup {
         @if let Some(n) = &v.now { input type="hidden" name="now" value=(n); }
         @for f in &v.filters { input type="hidden" name="filter" value=(f); }
         @for (p, c) in &v.groups { input type="hidden" name=(p) value=(c); }
+        @if v.log != v.report.logs()[0] { input type="hidden" name="log" value=(v.log.wire()); }
         input type="hidden" name="lang" value=(v.lang.code());
     }
 }
@@ -533,7 +530,7 @@ fn filter_bar(v: &PageView, doc: &ReportDoc, o: &FilterOptions) -> Markup {
                 @let (name, value) = f.split_once('=').unwrap_or((f, ""));
                 @let href = format!("?{}", v.with(|x| x.filters.retain(|g| g != f)).query());
                 span class="chip" data-filter=(f) {
-                    span class="chip-name" { (filter_name(lang, name)) ": " }
+                    span class="chip-name" { (filter_name(lang, name)) (ui.colon) " " }
                     (value_label(lang, v.report, name, value, o))
                     a class="chip-x" href=(href) title=(ui.remove_filter) aria-label=(format!("{} {}", ui.remove_filter, f)) { "×" }
                 }
@@ -758,5 +755,121 @@ fn log_table(
                 a href=(format!("?{}#log", v.with(|x| { x.log = v.log; x.page = page.page + 1; }).query())) rel="next" { (ui.next) " →" }
             } @else { span class="disabled" { (ui.next) " →" } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_core::doc::{LogPage, Ordered, RangeDoc};
+    use parley_core::report::Log;
+
+    fn view(lang: Lang) -> PageView {
+        PageView {
+            report: Report::Messages,
+            lang,
+            range: Some("last_30_days".into()),
+            from: None,
+            to: None,
+            now: None,
+            filters: vec!["channel=wa".into()],
+            groups: vec![],
+            log: Log::Outgoing,
+            page: 2,
+            per_page: 50,
+            adding: None,
+        }
+    }
+
+    fn page(total: u64) -> LogPage {
+        LogPage {
+            report: "messages",
+            log: "outgoing",
+            range: RangeDoc {
+                preset: Some("last_30_days"),
+                from: "2026-11-01".into(),
+                to: "2026-11-30".into(),
+                start: "2026-10-31T23:00:00Z".into(),
+                end: "2026-11-30T23:00:00Z".into(),
+                bucket: "day",
+            },
+            filters: Ordered(vec![]),
+            total,
+            truncated: total > parley_core::doc::LOG_CAP,
+            page: 2,
+            per_page: 50,
+            columns: vec![],
+            rows: vec![],
+        }
+    }
+
+    /// SPEC §6.5: past 10,000 rows the log says so and links to the export; the pager
+    /// counts only the pages that can be reached.
+    #[test]
+    fn a_log_past_the_cap_links_to_its_export() {
+        let v = view(Lang::En);
+        let cols: Vec<(&str, ColType)> = Log::Outgoing.columns().to_vec();
+        let html = log_table(Lang::En, &v, &page(10_250), &cols, "/export.csv").into_string();
+        assert!(
+            html.contains("The report table shows at most 10,000 rows."),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"<a href="/export.csv" download>Export the CSV for all of them.</a>"#)
+        );
+        assert!(html.contains("Page 2 of 200"), "{html}");
+        assert!(html.contains("10,250"));
+        let short = log_table(Lang::Es, &v, &page(120), &cols, "/export.csv").into_string();
+        assert!(!short.contains("10.000"), "no note under the cap");
+        assert!(short.contains("Página 2 de 3"));
+    }
+
+    #[test]
+    fn cells_show_local_times_durations_and_translated_values() {
+        let at = Value::String("2026-11-24T17:02:11+01:00".into());
+        assert_eq!(cell(Lang::En, ColType::Time, &at), "Nov 24, 2026 17:02:11");
+        assert_eq!(cell(Lang::Fr, ColType::Time, &at), "24 nov. 2026 17:02:11");
+        assert_eq!(
+            cell(Lang::En, ColType::Duration, &Value::from(3725)),
+            "01:02:05"
+        );
+        assert_eq!(
+            cell(Lang::Es, ColType::Enum, &Value::from("workflow")),
+            "Flujo de trabajo"
+        );
+        assert_eq!(
+            cell(Lang::Fr, ColType::User, &Value::from("Unassigned")),
+            "Non assigné"
+        );
+        assert_eq!(cell(Lang::En, ColType::Text, &Value::Null), "-");
+        assert_eq!(cell(Lang::Es, ColType::Int, &Value::from(12_345)), "12.345");
+    }
+
+    #[test]
+    fn bucket_labels_follow_the_bucket_and_the_language() {
+        let mut doc = ReportDoc {
+            report: "messages",
+            workspace: "a".into(),
+            timezone: "Europe/Madrid".into(),
+            range: page(0).range,
+            filters: Ordered(vec![]),
+            buckets: vec![],
+            components: Ordered(vec![]),
+        };
+        assert_eq!(bucket_label(Lang::Es, &doc, "2026-11-18"), "18 nov");
+        doc.range.bucket = "week";
+        assert_eq!(bucket_label(Lang::En, &doc, "2026-W47"), "W47");
+        assert_eq!(bucket_label(Lang::Fr, &doc, "2026-W47"), "S47");
+        doc.range.bucket = "hour";
+        assert_eq!(
+            bucket_label(Lang::En, &doc, "2026-11-18T09:00+01:00"),
+            "Nov 18 09:00",
+            "two days of hours name their day"
+        );
+        doc.range.to = doc.range.from.clone();
+        assert_eq!(
+            bucket_label(Lang::En, &doc, "2026-11-18T09:00+01:00"),
+            "09:00"
+        );
     }
 }
