@@ -74,14 +74,7 @@ fn setup() -> (tempfile::TempDir, String, String, String, String) {
             &["workspace", "create", ws, "--timezone", "Europe/Madrid"],
         );
     }
-    let token = |ws: &str, scope: &str| {
-        cli_ok(
-            d.path(),
-            &["token", "create", "--workspace", ws, "--scope", scope],
-        )
-        .trim()
-        .to_string()
-    };
+    let token = |ws: &str, scope: &str| token(d.path(), ws, scope);
     let (ra, ia, rb, ib) = (
         token("a", "read"),
         token("a", "ingest"),

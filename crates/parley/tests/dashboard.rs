@@ -123,14 +123,7 @@ fn madrid() -> (tempfile::TempDir, String, String, String) {
             &["ingest", "--workspace", ws, file.to_str().unwrap()],
         );
     }
-    let token = |ws: &str, scope: &str| {
-        cli_ok(
-            d.path(),
-            &["token", "create", "--workspace", ws, "--scope", scope],
-        )
-        .trim()
-        .to_string()
-    };
+    let token = |ws: &str, scope: &str| token(d.path(), ws, scope);
     let (ra, rb, ia) = (token("a", "read"), token("b", "read"), token("a", "ingest"));
     (d, ra, rb, ia)
 }

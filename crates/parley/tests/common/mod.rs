@@ -110,6 +110,16 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// A new token of `ws` with `scope`, made by the CLI.
+pub fn token(data: &Path, ws: &str, scope: &str) -> String {
+    cli_ok(
+        data,
+        &["token", "create", "--workspace", ws, "--scope", scope],
+    )
+    .trim()
+    .to_string()
+}
+
 /// A data dir holding workspace `shop` (Europe/Madrid): five weeks of simulated
 /// activity up to 2026-11-30, the same for every run (fixed seed); returns the dir, a
 /// read token and an ingest token of `shop`.
@@ -146,15 +156,10 @@ pub fn simulated_shop() -> (tempfile::TempDir, String, String) {
         d.path(),
         &["ingest", "--workspace", "shop", events.to_str().unwrap()],
     );
-    let token = |scope: &str| {
-        cli_ok(
-            d.path(),
-            &["token", "create", "--workspace", "shop", "--scope", scope],
-        )
-        .trim()
-        .to_string()
-    };
-    let (read, ingest) = (token("read"), token("ingest"));
+    let (read, ingest) = (
+        token(d.path(), "shop", "read"),
+        token(d.path(), "shop", "ingest"),
+    );
     (d, read, ingest)
 }
 
