@@ -321,6 +321,7 @@ fn the_dashboard_works_in_a_real_browser() {
     let start = format!("{base}/w/shop/reports/conversations?range=last_30_days&now={now}");
     c.goto(&start);
     wait_url(&c, |u| u.contains("/login"));
+    screenshot(&c, "login");
     c.find("#token").send_keys(&read);
     c.click("form[action='/login'] button[type=submit]");
     wait_url(&c, |u| u.contains("/w/shop/reports/conversations"));
@@ -376,6 +377,9 @@ fn the_dashboard_works_in_a_real_browser() {
             "details.add-filter a[data-dimension='{dimension}']"
         ));
         wait_url(&c, |u| u.contains(&format!("add={dimension}")));
+        if dimension == "opened_channel" {
+            screenshot(&c, "add-filter");
+        }
         c.click(&format!(
             "input[type=checkbox][value='{dimension}={value}']"
         ));

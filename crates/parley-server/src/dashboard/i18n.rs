@@ -226,7 +226,7 @@ pub struct Ui {
 
 static EN: Ui = Ui {
     sign_in_title: "Sign in to your reports",
-    sign_in_lead: "Paste a read token of your workspace. Your administrator creates one with parley token create --scope read.",
+    sign_in_lead: "Paste a read token of your workspace. Your administrator creates one with",
     token_label: "Read token",
     sign_in: "Sign in",
     sign_out: "Sign out",
@@ -283,7 +283,7 @@ static EN: Ui = Ui {
 
 static ES: Ui = Ui {
     sign_in_title: "Inicie sesión en sus informes",
-    sign_in_lead: "Pegue un token de lectura de su espacio de trabajo. Su administrador lo crea con parley token create --scope read.",
+    sign_in_lead: "Pegue un token de lectura de su espacio de trabajo. Su administrador lo crea con",
     token_label: "Token de lectura",
     sign_in: "Iniciar sesión",
     sign_out: "Cerrar sesión",
@@ -340,7 +340,7 @@ static ES: Ui = Ui {
 
 static FR: Ui = Ui {
     sign_in_title: "Connectez-vous à vos rapports",
-    sign_in_lead: "Collez un jeton de lecture de votre espace de travail. Votre administrateur le crée avec parley token create --scope read.",
+    sign_in_lead: "Collez un jeton de lecture de votre espace de travail. Votre administrateur le crée avec",
     token_label: "Jeton de lecture",
     sign_in: "Se connecter",
     sign_out: "Se déconnecter",

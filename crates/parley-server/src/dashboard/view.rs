@@ -85,7 +85,7 @@ pub(crate) fn login(lang: Lang, token: &str, next: &str, error: Option<&str>) ->
         div class="login" {
             div class="brand big" { span class="logo" { "p" } "parley" }
             h1 { (ui.sign_in_title) }
-            p class="muted" { (ui.sign_in_lead) }
+            p class="muted" { (ui.sign_in_lead) " " code { "parley token create --scope read" } "." }
             @if let Some(e) = error { p class="error" role="alert" { (e) } }
             form method="post" action="/login" {
                 label for="token" { (ui.token_label) }
