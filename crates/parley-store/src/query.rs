@@ -784,7 +784,7 @@ fn log_rows(
     q: &Query,
     log: Log,
     (offset, limit): (u64, u64),
-    from: Option<i64>,
+    bound: Bound,
 ) -> Result<Vec<Vec<Cell>>, StoreError> {
     let ds = log.dataset();
     let src = source(ds, &q.filters);
@@ -803,11 +803,20 @@ fn log_rows(
             .collect::<Result<Vec<i64>, _>>()?;
         Ok(v)
     };
-    let mut times = instants(from)?;
-    if from.is_some() && (times.len() as u64) < end {
-        // The cube promised more rows since `from`: count them all (never wrong, only slower).
-        times = instants(None)?;
-    }
+    let times = match bound {
+        Bound::Newest(times) => times,
+        Bound::None => instants(None)?,
+        Bound::From(from) => {
+            let times = instants(Some(from))?;
+            if (times.len() as u64) < end {
+                // The cube promised more rows since `from`: count them all (never
+                // wrong, only slower).
+                instants(None)?
+            } else {
+                times
+            }
+        }
+    };
     crate::phase("instants");
     let Some(&newest) = times.get(offset as usize) else {
         return Ok(Vec::new());
@@ -861,21 +870,45 @@ fn count_rows(
     ds: Dataset,
     cubes: bool,
     needed: u64,
-) -> Result<(u64, Option<i64>), StoreError> {
+) -> Result<(u64, Bound), StoreError> {
     let aligned = cubes && slot_aligned(&q.range, &q.range.buckets());
     let src = counted_source(q, ds, &Needs::default(), aligned);
     let (cond, params) = where_clause(q, ds, &src);
     // Summed per slot only when the window reaches deep enough for the bound to pay
     // for the grouping (page 1 reads the newest rows cheaply anyway).
-    if !src.cube || needed < SLOT_BOUND_FROM {
-        let n = if src.cube {
-            "coalesce(sum(x.n), 0)::BIGINT"
-        } else {
-            "count(*)"
+    if !src.cube {
+        // One scan of the facts counts the rows and keeps the newest `needed` instants
+        // (DuckDB's `max(x, n)`, newest first), which the page's rows are read by.
+        let sql = format!(
+            "SELECT count(*), max({t}, {newest}) FROM {from} WHERE {cond}",
+            t = src.t,
+            from = src.from,
+            // A page past the cap reads no rows: it needs no instants either.
+            newest = needed.min(doc::LOG_CAP).max(1),
+        );
+        let (n, newest): (i64, Value) =
+            conn.query_row(&sql, duckdb::params_from_iter(params), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let instants = match newest {
+            Value::List(v) => v
+                .into_iter()
+                .map(|t| match t {
+                    Value::BigInt(t) => Ok(t),
+                    other => Err(StoreError::Rows(format!("an instant {other:?}"))),
+                })
+                .collect::<Result<Vec<i64>, _>>()?,
+            _ => Vec::new(),
         };
-        let sql = format!("SELECT {n} FROM {} WHERE {cond}", src.from);
+        return Ok((n as u64, Bound::Newest(instants)));
+    }
+    if needed < SLOT_BOUND_FROM {
+        let sql = format!(
+            "SELECT coalesce(sum(x.n), 0)::BIGINT FROM {} WHERE {cond}",
+            src.from
+        );
         let n: i64 = conn.query_row(&sql, duckdb::params_from_iter(params), |r| r.get(0))?;
-        return Ok((n as u64, None));
+        return Ok((n as u64, Bound::None));
     }
     let sql = format!(
         "SELECT x.slot, sum(x.n)::BIGINT FROM {} WHERE {cond} GROUP BY x.slot ORDER BY x.slot DESC",
@@ -892,7 +925,16 @@ fn count_rows(
             from = Some(slot);
         }
     }
-    Ok((total, from))
+    Ok((total, from.map_or(Bound::None, Bound::From)))
+}
+
+/// What counting a log's rows learnt of the instants its page needs.
+enum Bound {
+    None,
+    /// The page's rows are no older than this instant (a cube's slot start).
+    From(i64),
+    /// The newest instants, newest first, as many as the page's end (or all).
+    Newest(Vec<i64>),
 }
 
 /// A log page; `cubes` lets its total be summed from the dataset's cube.
@@ -909,12 +951,12 @@ pub(crate) fn log_page(
     let dir = directory(conn, &q.workspace.id)?;
     crate::phase("directory");
     let (offset, limit) = doc::page_window(page, per_page);
-    let (total, from) = count_rows(conn, q, log.dataset(), cubes, offset + limit)?;
+    let (total, bound) = count_rows(conn, q, log.dataset(), cubes, offset + limit)?;
     crate::phase("count");
     let rows = if limit == 0 || offset >= total {
         Vec::new()
     } else {
-        log_rows(conn, q, log, (offset, limit), from)?
+        log_rows(conn, q, log, (offset, limit), bound)?
     };
     let fmt = RowFormatter {
         log,

@@ -679,25 +679,34 @@ async fn page(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", lang.ui().not_found))?;
     let v = PageView::parse(report, lang, pairs)?;
     let view = v.api_view();
-    let (doc, pending) =
-        crate::routes::report_doc(st, ws, report, view.clone(), Some(PAGE_MAX_WAIT)).await?;
+    // Wait once for the batches acknowledged before the page (at most PAGE_MAX_WAIT),
+    // then read the report, the log page and the filter values side by side: each is
+    // its own reader, so the page costs the slowest of them, not their sum.
+    let waited = st.settled(ws, Some(PAGE_MAX_WAIT)).await?;
     let (store, w, log, (page, per_page)) = (
         st.store.clone(),
         ws.to_string(),
         v.log,
         (v.page, v.per_page),
     );
+    let log_view = view.clone();
     let log_page = blocking(move || {
-        let q = parley_store::query(&*store, &w, report, &view)?;
+        let q = parley_store::query(&*store, &w, report, &log_view)?;
         let workspace = q.workspace.clone();
         match store.log_page(&q, log, page, per_page) {
             Ok(p) => Ok((workspace, Some(p))),
             Err(StoreError::FiltersNotApplicable { .. }) => Ok((workspace, None)),
             Err(e) => Err(e),
         }
-    })
-    .await?;
-    let options = options(st, ws).await?;
+    });
+    let (doc, log_page, options) = tokio::join!(
+        crate::routes::report_doc(st, ws, report, view, Some(std::time::Duration::ZERO)),
+        log_page,
+        options(st, ws),
+    );
+    let (doc, pending) = doc?;
+    let (log_page, options) = (log_page?, options?);
+    let pending = pending.max(waited);
     let data = PageData {
         workspace: log_page.0,
         doc,
