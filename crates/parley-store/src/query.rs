@@ -884,7 +884,7 @@ fn count_rows(
             t = src.t,
             from = src.from,
             // A page past the cap reads no rows: it needs no instants either.
-            newest = needed.min(doc::LOG_CAP).max(1),
+            newest = needed.clamp(1, doc::LOG_CAP),
         );
         let (n, newest): (i64, Value) =
             conn.query_row(&sql, duckdb::params_from_iter(params), |r| {
