@@ -841,9 +841,10 @@ fn demo(
         // The dashboard's sign-in page, the token filled in and the demo's
         // Conversations report next.
         println!(
-            "  Dashboard  {url}/login?token={}&next=/w/{DEMO_WORKSPACE}/reports/conversations\n",
+            "  Dashboard  {url}/login?token={}&next=/w/{DEMO_WORKSPACE}/reports/conversations",
             state.token
         );
+        println!("             (open it and press Sign in: the read token is filled in)\n");
         println!("  API        {url}/api/v1");
         println!(
             "  workspace  {DEMO_WORKSPACE} ({DEMO_ZONE}), data in {}",
