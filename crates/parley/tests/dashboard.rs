@@ -185,6 +185,20 @@ fn every_page_needs_a_session_and_sign_in_sets_a_strict_cookie() {
         .unwrap();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let proxied = request(
+        "POST",
+        &server.url("/login"),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("X-Forwarded-Proto", "https"),
+        ],
+        &form_urlencoded_pair("token", &ra),
+    );
+    assert!(
+        proxied.cookies().iter().any(|c| c.contains("; Secure")),
+        "behind a TLS proxy the session cookie is Secure"
+    );
     let session = ok.session();
     let shown = page(&report, &session);
     assert_eq!(shown.status, 200);

@@ -364,7 +364,16 @@ async fn login(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> Re
         .filter(|n| n.starts_with(&prefix))
         .unwrap_or_else(|| format!("/w/{ws}/reports/conversations?lang={}", lang.code()));
     let mut response = redirect(&to);
-    let cookie = format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict");
+    // Behind a TLS-terminating proxy the cookie is also Secure (on plain loopback HTTP
+    // a Secure cookie would not come back).
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    );
     response.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&cookie).expect("hex cookie"),
