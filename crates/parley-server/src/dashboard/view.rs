@@ -354,10 +354,18 @@ fn breakdown_card(
         })
         .collect();
     // The metric table's first column names what the rows are.
-    let head = match switch {
-        Some(g) => lang.term_or(&format!("group:{}", v.group(g)), ""),
-        None => "",
-    };
+    let head = lang.term_or(
+        match key {
+            Key::Channel | Key::OpenedChannel => "group:channel",
+            Key::Category => "group:category",
+            Key::ContactType => "group:contact_type",
+            Key::MessageType => "group:type",
+            Key::Subtype => "group:subtype",
+            Key::Status => "group:status",
+            _ => "group:source",
+        },
+        "",
+    );
     html! {
         section class="card chart-card" id=(format!("c-{id}")) data-component=(id) {
             div class="card-head" {
