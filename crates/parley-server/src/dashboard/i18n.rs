@@ -1018,7 +1018,14 @@ static TERMS: &[(&str, [&str; 3])] = &[
         ["Contact type", "Tipo de contacto", "Type de contact"],
     ),
     ("group:source", ["Source", "Fuente", "Source"]),
-    ("group:status", ["Delivery status", "Estado de entrega", "Statut de livraison"]),
+    (
+        "group:status",
+        [
+            "Delivery status",
+            "Estado de entrega",
+            "Statut de livraison",
+        ],
+    ),
     ("group:subtype", ["Subtype", "Subtipo", "Sous-type"]),
     ("group:type", ["Type", "Tipo", "Type"]),
     (
