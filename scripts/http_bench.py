@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--readers", type=int, default=50)
     ap.add_argument("--max-wait", type=int, help="readers send Parley-Max-Wait: MS (answer what is derived after MS)")
+    ap.add_argument("--max-unfiled", type=int, help="passed to `parley serve --max-unfiled` (default: the server's)")
     ap.add_argument("--server-log", help="write the server's stderr here (with PARLEY_PHASES set, its phases)")
     a = ap.parse_args()
     data = Path(a.data)
@@ -96,7 +97,8 @@ def main():
             taken["lines"] += len(lines)
             taken["batches"] += 1
             return b"".join(lines)
-    server = subprocess.Popen([parley_bin(), "--data", str(data), "serve", "--listen", "127.0.0.1:0"],
+    extra = ["--max-unfiled", str(a.max_unfiled)] if a.max_unfiled else []
+    server = subprocess.Popen([parley_bin(), "--data", str(data), "serve", "--listen", "127.0.0.1:0"] + extra,
                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     port = None
     for line in server.stderr:
