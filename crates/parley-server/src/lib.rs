@@ -46,11 +46,8 @@ pub struct Config {
     pub max_unfiled: usize,
 }
 
-/// `Config::max_unfiled` unless configured otherwise: at most about 1.2 GB of ids in
-/// flight, and room for a burst of L's size (21.85M events posted at full speed; with 4M
-/// the posts were held to the filer's pace, 47k events/s instead of 58k on one day's
-/// machine, BENCHMARKS.md).
-pub const DEFAULT_MAX_UNFILED: usize = 16_000_000;
+/// `Config::max_unfiled` unless configured otherwise: about 300 MB of ids in flight.
+pub const DEFAULT_MAX_UNFILED: usize = 4_000_000;
 
 /// What every handler shares.
 pub(crate) struct AppState {
