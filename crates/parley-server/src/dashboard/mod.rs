@@ -219,15 +219,6 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Runs a store call off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e.to_string()))))
-}
-
 /// The workspace of the request's session, if it has one whose token still reads.
 async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<String> {
     let id = cookie(headers, SESSION_COOKIE)?;
@@ -236,7 +227,7 @@ async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<String> {
         sessions.get(&id)?.0.clone()
     };
     let store = st.store.clone();
-    match blocking(move || store.authenticate(&token)).await {
+    match crate::routes::blocking(move || store.authenticate(&token)).await {
         Ok(Some(p)) if p.scope == Scope::Read => Some(p.workspace),
         Ok(_) => {
             // Revoked since: the session ends.
@@ -244,7 +235,7 @@ async fn signed_in(st: &AppState, headers: &HeaderMap) -> Option<String> {
             None
         }
         Err(e) => {
-            tracing::error!(error = %e, "could not check a session's token");
+            tracing::error!(error = %e.message, "could not check a session's token");
             None
         }
     }
@@ -312,38 +303,36 @@ async fn login(State(st): St, headers: HeaderMap, body: axum::body::Bytes) -> Re
     let token = first(&pairs, "token").unwrap_or("").trim().to_string();
     let store = st.store.clone();
     let checked = token.clone();
-    let principal = match blocking(move || store.authenticate(&checked)).await {
+    let principal = match crate::routes::blocking(move || store.authenticate(&checked)).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(error = %e, "could not check a token at sign-in");
+            tracing::error!(error = %e.message, "could not check a token at sign-in");
             None
         }
     };
-    let ws = match principal {
-        Some(p) if p.scope == Scope::Read => p.workspace,
-        Some(_) => {
-            return html(
-                StatusCode::FORBIDDEN,
-                view::login(
-                    lang,
-                    "",
-                    next.as_deref().unwrap_or(""),
-                    Some(lang.ui().not_read_token),
-                ),
-            )
+    let (status, refusal) = match principal {
+        Some(p) if p.scope == Scope::Read => {
+            return signed_in_as(&st, &headers, lang, &p.workspace, token, next)
         }
-        None => {
-            return html(
-                StatusCode::UNAUTHORIZED,
-                view::login(
-                    lang,
-                    "",
-                    next.as_deref().unwrap_or(""),
-                    Some(lang.ui().bad_token),
-                ),
-            )
-        }
+        Some(_) => (StatusCode::FORBIDDEN, lang.ui().not_read_token),
+        None => (StatusCode::UNAUTHORIZED, lang.ui().bad_token),
     };
+    html(
+        status,
+        view::login(lang, "", next.as_deref().unwrap_or(""), Some(refusal)),
+    )
+}
+
+/// Opens a session for a read token of `ws` and sends the browser on to `next` (one of
+/// `ws`'s pages) or to its first report.
+fn signed_in_as(
+    st: &AppState,
+    headers: &HeaderMap,
+    lang: Lang,
+    ws: &str,
+    token: String,
+    next: Option<String>,
+) -> Response {
     let id = new_session_id();
     {
         let mut sessions = st.dash.sessions.lock().expect("sessions lock");
@@ -699,7 +688,7 @@ async fn page(
         (v.page, v.per_page),
     );
     let log_view = view.clone();
-    let log_page = blocking(move || {
+    let log_page = crate::routes::blocking(move || {
         let q = parley_store::query(&*store, &w, report, &log_view)?;
         let workspace = q.workspace.clone();
         match store.log_page(&q, log, page, per_page) {
@@ -735,7 +724,7 @@ async fn options(st: &Arc<AppState>, ws: &str) -> Result<Arc<FilterOptions>, Api
         }
     }
     let (store, w) = (st.store.clone(), ws.to_string());
-    let o = Arc::new(blocking(move || store.filter_options(&w)).await?);
+    let o = Arc::new(crate::routes::blocking(move || store.filter_options(&w)).await?);
     st.dash
         .options
         .lock()
